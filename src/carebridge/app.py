@@ -1,0 +1,87 @@
+"""The application factory: settings in, a FastAPI app out, every domain's router mounted."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from carebridge import __version__
+from carebridge.config import Settings, get_settings, parse_data_keys
+from carebridge.core import crypto, handlers
+from carebridge.core import logging as cb_logging
+from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from carebridge.database.engine import Database
+from carebridge.events.bus import MemoryBus
+from carebridge.events.relay import OutboxRelay
+
+# Each domain package with an ``api.router``; ``events.subscribe(bus, app)`` where it consumes events.
+DOMAINS = ["auth", "directory", "patients", "scheduling", "notifications", "web"]
+
+
+def configure_crypto(settings: Settings) -> None:
+    import base64
+
+    crypto.configure(parse_data_keys(settings.data_keys), base64.b64decode(settings.blind_index_key))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    cb_logging.configure(settings.log_level, settings.log_json)
+    configure_crypto(settings)
+    db = Database(settings)
+    bus = MemoryBus(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        relay = OutboxRelay(db, bus)
+        tasks = app.state.background
+        await relay.start()
+        for start in tasks:
+            await start.start()
+        try:
+            yield
+        finally:
+            for start in reversed(tasks):
+                await start.stop()
+            await relay.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="CareBridge API",
+        version=__version__,
+        description="The open internet-hospital platform. Errors: docs/errors.md. Events: docs/events.md.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.bus = bus
+    app.state.background = []
+    handlers.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: the database answers and is migrated")
+    async def readyz() -> JSONResponse:
+        try:
+            async with db.read() as session:
+                version = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        except Exception as exc:  # readiness reports, it does not raise
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "ok", "schema": version})
+
+    for name in DOMAINS:
+        module = importlib.import_module(f"carebridge.{name}.api")
+        app.include_router(module.router)
+        if importlib.util.find_spec(f"carebridge.{name}.events") is not None:
+            importlib.import_module(f"carebridge.{name}.events").subscribe(bus, app)
+    return app

@@ -1,0 +1,96 @@
+"""FastAPI dependencies: the database, the caller, role checks.
+
+Callers authenticate with ``Authorization: Bearer <token>``; the web pages send the same token in the
+``cb_session`` cookie, and every unsafe cookie-authenticated request must echo the ``cb_csrf`` cookie in an
+``X-CSRF-Token`` header (double submit). Resolved principals are cached per worker for
+``principal_cache_seconds``; logout evicts locally at once and elsewhere within that time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Depends, Request
+
+from carebridge.auth import service
+from carebridge.auth.models import Role
+from carebridge.auth.principal import Principal
+from carebridge.core.errors import Forbidden, Unauthorized
+from carebridge.database.engine import Database
+
+SESSION_COOKIE = "cb_session"
+CSRF_COOKIE = "cb_csrf"
+_SAFE = {"GET", "HEAD", "OPTIONS"}
+
+_cache: dict[str, tuple[float, Principal | None]] = {}
+
+
+def evict(token: str) -> None:
+    _cache.pop(token, None)
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def bearer_token(request: Request) -> tuple[str | None, bool]:
+    """The token and whether it came from the cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("bad_authorization_header", "use 'Authorization: Bearer <token>'")
+        return value.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+async def resolve(request: Request, token: str) -> Principal | None:
+    ttl = request.app.state.settings.principal_cache_seconds
+    hit = _cache.get(token)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    db: Database = request.app.state.db
+    async with db.read() as session:
+        principal = await service.principal_for_token(session, token)
+    if ttl > 0:
+        if len(_cache) > 50_000:
+            _cache.clear()
+        _cache[token] = (now + ttl, principal)
+    return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    token, from_cookie = bearer_token(request)
+    if token is None:
+        return None
+    principal = await resolve(request, token)
+    if principal is None:
+        if from_cookie:
+            return None
+        raise Unauthorized("invalid_token", "the token is unknown, expired or revoked")
+    if from_cookie and request.method not in _SAFE:
+        sent = request.headers.get("x-csrf-token", "")
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            raise Forbidden("csrf_failed", "missing or wrong X-CSRF-Token header")
+    request.state.principal = principal
+    return principal
+
+
+async def current_principal(principal: Principal | None = Depends(optional_principal)) -> Principal:
+    if principal is None:
+        raise Unauthorized("not_authenticated", "log in and send 'Authorization: Bearer <token>'")
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        principal.require_role(*roles)
+        return principal
+
+    return dependency

@@ -1,0 +1,39 @@
+"""Who is calling: the authenticated principal and the scope checks every service uses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from carebridge.auth.models import Role
+from carebridge.core.errors import Forbidden
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: uuid.UUID
+    username: str
+    role: Role
+    hospital_id: uuid.UUID | None = None
+    region_code: str | None = None
+    practitioner_id: uuid.UUID | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role.value}:{self.user_id}"
+
+    def require_role(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Forbidden("role_not_allowed", f"this action needs one of: {', '.join(r.value for r in roles)}")
+
+    def require_hospital(self, hospital_id: uuid.UUID) -> None:
+        """Platform admins act on every hospital; hospital staff only on their own."""
+        if self.role == Role.platform_admin:
+            return
+        if self.hospital_id is None or self.hospital_id != hospital_id:
+            raise Forbidden("other_hospital", "you may only act on your own hospital's data")
+
+    def can_manage_hospital(self, hospital_id: uuid.UUID) -> bool:
+        return self.role == Role.platform_admin or (
+            self.role == Role.hospital_admin and self.hospital_id == hospital_id
+        )

@@ -1,0 +1,127 @@
+"""The ``carebridge`` command: serve, migrate, demo-data, check, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from carebridge.config import Settings, get_settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from carebridge.database.migrate import upgrade
+
+    if args.demo:
+        upgrade(settings)
+    uvicorn.run(
+        "carebridge.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from carebridge.database.migrate import downgrade, upgrade
+
+    if args.downgrade:
+        downgrade(settings, args.downgrade)
+    else:
+        upgrade(settings, args.revision)
+    print(f"database migrated: {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    from carebridge.demo.generator import load_demo_data
+
+    summary = asyncio.run(load_demo_data(settings, hospitals=args.hospitals, seed=args.seed, days=args.days))
+    print(summary.describe())
+    return 0
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from carebridge.scheduling.invariants import run_invariant_check
+
+    if args.what != "invariants":
+        print(f"unknown check {args.what!r}", file=sys.stderr)
+        return 2
+    failures = asyncio.run(run_invariant_check(settings))
+    for line in failures:
+        print(line)
+    if failures:
+        print(f"{len(failures)} invariant violation(s)", file=sys.stderr)
+        return 1
+    print("invariants hold")
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{args.name.replace('-', '_')}.py"
+    if args.name == "booking":
+        script = script.with_name("booking_surge.py")
+    if not script.exists():
+        print(f"no benchmark {args.name!r} (looked for {script})", file=sys.stderr)
+        return 2
+    sys.argv = [str(script), *args.rest]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebridge", description="CareBridge internet-hospital platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="migrate first (embedded SQLite demo)")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("--downgrade", metavar="REVISION")
+    migrate.set_defaults(func=_migrate)
+
+    demo = sub.add_parser("demo-data", help="load deterministic demo data")
+    demo.add_argument("--hospitals", type=int, default=5)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--days", type=int, default=14)
+    demo.set_defaults(func=_demo_data)
+
+    check = sub.add_parser("check", help="check the database: `carebridge check invariants`")
+    check.add_argument("what", choices=["invariants"])
+    check.set_defaults(func=_check)
+
+    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/: `carebridge bench booking`")
+    bench.add_argument("name")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    from carebridge.app import configure_crypto
+
+    configure_crypto(settings)
+    return int(args.func(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

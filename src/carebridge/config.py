@@ -1,0 +1,81 @@
+"""Settings, read once from ``CAREBRIDGE_*`` environment variables.
+
+Nothing else in the code base reads ``os.environ``: every knob is a field here, documented in
+``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development-only keys. `carebridge check config` refuses them when CAREBRIDGE_ENVIRONMENT=production.
+_DEV_DATA_KEY = base64.b64encode(b"carebridge-dev-data-key-32bytes!").decode()
+_DEV_INDEX_KEY = base64.b64encode(b"carebridge-dev-blind-index-key!!").decode()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAREBRIDGE_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./carebridge.db"
+    database_pool_size: int = 10
+    database_echo: bool = False
+    # Personal-data encryption: `version:base64key` pairs, comma separated; the highest version encrypts new
+    # values, every listed version can decrypt (key rotation keeps old versions until data is re-encrypted).
+    data_keys: str = f"1:{_DEV_DATA_KEY}"
+    blind_index_key: str = _DEV_INDEX_KEY
+    token_ttl_seconds: int = 12 * 3600
+    login_max_failures: int = 5
+    login_lock_seconds: int = 900
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+    log_json: bool = True
+    bus: Literal["memory"] = "memory"
+    background_tasks: bool = True
+    sweep_interval_seconds: float = 30.0
+    waitlist_hold_minutes: int = 15
+    default_timezone: str = "Asia/Shanghai"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Where ../shared/testdata lives for tests that read outside data; never shipped.
+    testdata_dir: Path | None = None
+    # Cookie security: pages set `Secure` cookies unless served over plain HTTP in development.
+    secure_cookies: bool = False
+    principal_cache_seconds: float = Field(default=5.0, ge=0)
+
+    @field_validator("data_keys")
+    @classmethod
+    def _check_keys(cls, value: str) -> str:
+        parse_data_keys(value)
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def parse_data_keys(value: str) -> dict[int, bytes]:
+    keys: dict[int, bytes] = {}
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        version, _, encoded = part.partition(":")
+        key = base64.b64decode(encoded)
+        if len(key) not in (16, 24, 32):
+            raise ValueError(f"data key version {version} must be 16, 24 or 32 bytes")
+        keys[int(version)] = key
+    if not keys:
+        raise ValueError("at least one data key is required")
+    return keys
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

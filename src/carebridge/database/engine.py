@@ -1,0 +1,99 @@
+"""Engine and units of work.
+
+One transaction per request: routers open ``db.transaction()`` around one service call; services never
+commit. On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (WAL, busy timeout) and writers in
+one process queue on an asyncio lock instead of spinning in SQLite's busy handler; reads use a deferred
+``BEGIN`` and run alongside writers (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from carebridge.config import Settings
+
+AFTER_COMMIT = "after_commit"
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            settings.database_url,
+            echo=settings.database_echo,
+            connect_args={"timeout": 30},
+            pool_size=settings.database_pool_size,
+            max_overflow=0,
+            pool_timeout=60,
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    if settings.database_pool_size <= 0:
+        return create_async_engine(settings.database_url, poolclass=NullPool)
+    return create_async_engine(
+        settings.database_url,
+        echo=settings.database_echo,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_timeout=60,
+    )
+
+
+class Database:
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings)
+        self.is_sqlite = settings.is_sqlite
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        read_engine = self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine
+        self._reads = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block ends without an exception.
+
+        Callables registered with ``on_commit(session, fn)`` run after the commit succeeded.
+        """
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock:  # type: ignore[attr-defined]
+            async with self._writes() as session:
+                async with session.begin():
+                    yield session
+        for fn in session.info.get(AFTER_COMMIT, ()):
+            fn()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction (rolled back at the end)."""
+        async with self._reads() as session:
+            yield session  # autobegins; closing the session rolls back
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def on_commit(session: AsyncSession, fn: Callable[[], None]) -> None:
+    """Run ``fn`` after the session's transaction commits (never if it rolls back)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(fn)

@@ -1,0 +1,88 @@
+"""Test data built through the public API, as a hospital or a patient would build it."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import httpx
+
+_counter = itertools.count(1)
+PASSWORD = "Passw0rd-test"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}x{uuid.uuid4().hex[:6]}"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ok(response: httpx.Response, status: int = 200) -> dict:
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    return response.json() if response.content else {}
+
+
+def login(client: httpx.Client, username: str, password: str = PASSWORD) -> str:
+    return ok(client.post("/api/v1/auth/login", json={"username": username, "password": password}))["access_token"]
+
+
+def id_check_char(first17: str) -> str:
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+
+
+def make_id_number(birth: date = date(1985, 6, 15), sex: str = "female", region: str = "110105") -> str:
+    seq = random.randint(0, 49) * 2 + (1 if sex == "male" else 0)
+    first17 = f"{region}{birth:%Y%m%d}{random.randint(0, 9)}{seq:02d}"
+    return first17 + id_check_char(first17)
+
+
+def make_phone() -> str:
+    return f"139{random.randint(0, 99_999_999):08d}"
+
+
+def ensure_region(client: httpx.Client, admin: str, code: str = "110105", name: str = "朝阳区") -> None:
+    if code != "110000":
+        ensure_region(client, admin, "110000", "北京市")
+    r = client.post("/api/v1/regions", headers=auth(admin),
+                    json={"code": code, "name": name, "parent_code": None if code == "110000" else "110000"})
+    assert r.status_code in (201, 409), r.text
+
+
+@dataclass
+class HospitalWorld:
+    hospital_id: str
+    department_id: str
+    practitioner_id: str
+    admin_token: str
+    admin_username: str
+    extra_practitioners: list[str] = field(default_factory=list)
+
+
+def make_hospital(client: httpx.Client, admin: str, *, practitioners: int = 1,
+                  region: str = "110105") -> HospitalWorld:
+    ensure_region(client, admin, region)
+    h = ok(client.post("/api/v1/hospitals", headers=auth(admin), json={
+        "region_code": region, "name": f"北京市{unique('第')}人民医院", "level": "tertiary",
+        "licence_number": unique("PDY"), "licence_expires_on": str(date.today() + timedelta(days=700)),
+        "is_internet_hospital": True}), 201)
+    d = ok(client.post(f"/api/v1/hospitals/{h['id']}/departments", headers=auth(admin),
+                       json={"name": "心血管内科", "standard_code": "03.04"}), 201)
+    admin_username = unique("hadmin")
+    ok(client.post("/api/v1/users", headers=auth(admin), json={
+        "username": admin_username, "password": PASSWORD, "display_name": "院管理员", "role": "hospital_admin",
+        "hospital_id": h["id"]}), 201)
+    hadmin = login(client, admin_username)
+    ids = []
+    for _ in range(practitioners):
+        p = ok(client.post("/api/v1/practitioners", headers=auth(hadmin), json={
+            "name": "王医生", "title": "chief_physician", "specialty": "高血压", "licence_number": unique("11").ljust(15, "0")[:32],
+            "practice_started_on": "2010-01-01",
+            "filing": {"hospital_id": h["id"], "department_id": d["id"], "kind": "main", "valid_from": "2020-01-01"}}), 201)
+        ids.append(p["id"])
+    return HospitalWorld(h["id"], d["id"], ids[0], hadmin, admin_username, ids[1:])
