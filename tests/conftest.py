@@ -90,6 +90,9 @@ def settings(database_url: str) -> Settings:
         environment="test",
         log_level=os.environ.get("CAREBRIDGE_TEST_LOG_LEVEL", "WARNING"),
         principal_cache_seconds=0,
+        token_ttl_seconds=30 * 86400,  # tests move the clock days ahead
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,  # cheap hashes: tests create hundreds of accounts
         database_pool_size=20,
         sweep_interval_seconds=3600,  # tests run sweeps explicitly
     )
@@ -126,7 +129,7 @@ def admin_token(server: Server) -> str:
     from carebridge.database.engine import Database
 
     async def make() -> None:
-        db = Database(server.settings)
+        db = Database(server.settings)  # the server thread configured hashing already
         async with db.transaction() as session:
             await create_user(session, username="root", password=ADMIN_PASSWORD, role=Role.platform_admin,
                               display_name="Platform admin")

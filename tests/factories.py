@@ -36,9 +36,15 @@ def id_check_char(first17: str) -> str:
     return "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
 
 
-def make_id_number(birth: date = date(1985, 6, 15), sex: str = "female", region: str = "110105") -> str:
-    seq = random.randint(0, 49) * 2 + (1 if sex == "male" else 0)
-    first17 = f"{region}{birth:%Y%m%d}{random.randint(0, 9)}{seq:02d}"
+_id_seq = itertools.count(random.randint(0, 10_000))
+
+
+def make_id_number(birth: date | None = None, sex: str = "female", region: str = "110105") -> str:
+    """A valid, run-unique resident ID number (distinct birth dates and sequence numbers)."""
+    n = next(_id_seq)
+    birth = birth or date(1950, 1, 1) + timedelta(days=n % 20_000)
+    seq = (n // 20_000 % 50) * 2 + (1 if sex == "male" else 0) + (n * 7 % 10) * 100
+    first17 = f"{region}{birth:%Y%m%d}{seq:03d}"
     return first17 + id_check_char(first17)
 
 
@@ -86,3 +92,49 @@ def make_hospital(client: httpx.Client, admin: str, *, practitioners: int = 1,
             "filing": {"hospital_id": h["id"], "department_id": d["id"], "kind": "main", "valid_from": "2020-01-01"}}), 201)
         ids.append(p["id"])
     return HospitalWorld(h["id"], d["id"], ids[0], hadmin, admin_username, ids[1:])
+
+
+def local_today() -> date:
+    """Today in the test hospitals' zone (Asia/Shanghai), by the platform clock."""
+    from carebridge.core import clock
+
+    return clock.local_today("Asia/Shanghai")
+
+
+def make_patient(client: httpx.Client, *, name: str = "张小明", birth: date | None = None,
+                 sex: str = "female") -> tuple[str, str, str]:
+    """A patient account with its real-name profile: (token, patient_id, id_number)."""
+    username = unique("pat")
+    ok(client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD, "display_name": name}), 201)
+    token = login(client, username)
+    id_number = make_id_number(birth, sex)
+    p = ok(client.post("/api/v1/patients", headers=auth(token),
+                       json={"name": name, "id_number": id_number, "phone": make_phone()}), 201)
+    return token, p["id"], id_number
+
+
+def make_visit_type(client: httpx.Client, world: HospitalWorld, fee_fen: int = 1500) -> str:
+    r = client.get(f"/api/v1/hospitals/{world.hospital_id}/visit-types")
+    existing = [v for v in r.json() if v["code"] == "ordinary"]
+    if existing:
+        return existing[0]["id"]
+    return ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/visit-types", headers=auth(world.admin_token),
+                          json={"code": "ordinary", "name": "普通门诊", "fee_fen": fee_fen}), 201)["id"]
+
+
+def make_schedule(client: httpx.Client, world: HospitalWorld, *, days_ahead: int = 1, session: str = "morning",
+                  start: str = "08:00", end: str = "10:00", slot_minutes: int = 30,
+                  pools: dict[str, int] | None = None, practitioner_id: str | None = None) -> dict:
+    day = local_today() + timedelta(days=days_ahead)
+    return ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedules", headers=auth(world.admin_token), json={
+        "department_id": world.department_id, "practitioner_id": practitioner_id or world.practitioner_id,
+        "visit_type_id": make_visit_type(client, world), "service_date": str(day), "session": session,
+        "start_time": start, "end_time": end, "slot_minutes": slot_minutes,
+        "pools": pools or {"platform": 3, "onsite": 2}}), 201)
+
+
+def book(client: httpx.Client, token: str, patient_id: str, slot_id: str, key: str | None = None,
+         channel: str = "platform") -> httpx.Response:
+    headers = auth(token) | ({"Idempotency-Key": key} if key else {})
+    return client.post("/api/v1/appointments", headers=headers,
+                       json={"patient_id": patient_id, "slot_id": slot_id, "channel": channel})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import importlib.util
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from carebridge import __version__
+from carebridge.auth.service import configure_hashing
 from carebridge.config import Settings, get_settings, parse_data_keys
 from carebridge.core import crypto, handlers
 from carebridge.core import logging as cb_logging
@@ -19,6 +21,7 @@ from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddle
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
 from carebridge.events.relay import OutboxRelay
+from carebridge.scheduling import live, waitlist
 
 # Each domain package with an ``api.router``; ``events.subscribe(bus, app)`` where it consumes events.
 DOMAINS = ["auth", "directory", "patients", "scheduling", "notifications", "web"]
@@ -34,12 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     cb_logging.configure(settings.log_level, settings.log_json)
     configure_crypto(settings)
+    waitlist.configure(settings.waitlist_hold_minutes)
+    configure_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     db = Database(settings)
     bus = MemoryBus(db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay = OutboxRelay(db, bus)
+        live.bind(asyncio.get_running_loop())
         tasks = app.state.background
         await relay.start()
         for start in tasks:

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # values, every listed version can decrypt (key rotation keeps old versions until data is re-encrypted).
     data_keys: str = f"1:{_DEV_DATA_KEY}"
     blind_index_key: str = _DEV_INDEX_KEY
+    # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
     token_ttl_seconds: int = 12 * 3600
     login_max_failures: int = 5
     login_lock_seconds: int = 900

@@ -25,6 +25,13 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("carebridge-dummy-password")
 
 
+def configure_hashing(time_cost: int, memory_kib: int) -> None:
+    """Set the Argon2id cost for new hashes (existing hashes carry their own parameters)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    _DUMMY_HASH = _hasher.hash("carebridge-dummy-password")
+
+
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 

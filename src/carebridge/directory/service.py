@@ -368,3 +368,20 @@ async def search_practitioners(session: AsyncSession, *, region_code: str | None
     if title:
         query = query.where(Practitioner.title == title)
     return await _page(session, query.order_by(Practitioner.name, Practitioner.id), limit, offset)
+
+
+async def names(session: AsyncSession, *, hospital_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+                department_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+                practitioner_ids: set[uuid.UUID] = frozenset()) -> dict[uuid.UUID, tuple[str, str | None]]:
+    """Display names (and a practitioner's title) for ids of any of the three kinds, in three queries."""
+    out: dict[uuid.UUID, tuple[str, str | None]] = {}
+    if hospital_ids:
+        out.update({i: (n, None) for i, n in (await session.execute(
+            select(Hospital.id, Hospital.name).where(Hospital.id.in_(hospital_ids)))).all()})
+    if department_ids:
+        out.update({i: (n, None) for i, n in (await session.execute(
+            select(Department.id, Department.name).where(Department.id.in_(department_ids)))).all()})
+    if practitioner_ids:
+        out.update({i: (n, str(t)) for i, n, t in (await session.execute(
+            select(Practitioner.id, Practitioner.name, Practitioner.title).where(Practitioner.id.in_(practitioner_ids)))).all()})
+    return out

@@ -202,6 +202,7 @@ class Appointment(IdMixin, Base):
     queue_number: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     checked_in_at: Mapped[datetime | None]
+    called_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     cancelled_by: Mapped[str | None] = mapped_column(String(16))

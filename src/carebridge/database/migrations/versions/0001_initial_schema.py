@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 22:39:55.708334
+Create Date: 2026-11-21 23:00:55.118497
 """
 
 from __future__ import annotations
@@ -485,6 +485,7 @@ def upgrade() -> None:
     sa.Column('queue_number', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('checked_in_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('called_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('cancelled_by', sa.String(length=16), nullable=True),

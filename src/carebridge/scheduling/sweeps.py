@@ -1,0 +1,64 @@
+"""Periodic scheduling work: no-shows for ended sessions, expired waitlist holds, automatic pool release.
+
+Runs as a task in the API process (embedded mode) every ``sweep_interval_seconds``; every step is a set of
+conditional updates, so several workers sweeping at once do each piece of work once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from carebridge.core import clock
+from carebridge.database.engine import Database
+from carebridge.scheduling import pools, visits, waitlist
+from carebridge.scheduling.models import Schedule, ScheduleStatus
+
+log = structlog.get_logger(__name__)
+
+
+async def run_all(db: Database) -> dict[str, int]:
+    async with db.transaction() as session:
+        no_shows = await visits.close_ended_sessions(session)
+    async with db.transaction() as session:
+        expired = await waitlist.expire_offers(session)
+    released = 0
+    async with db.read() as session:
+        now = clock.now()
+        hospital_ids = (await session.scalars(select(Schedule.hospital_id).distinct().where(
+            Schedule.status == ScheduleStatus.open, Schedule.ends_at > now,
+            Schedule.starts_at < now + timedelta(days=15)))).all()
+    for hospital_id in hospital_ids:
+        async with db.transaction() as session:
+            released += await pools.release_unused(session, hospital_id=hospital_id)
+    return {"no_shows": no_shows, "offers_expired": expired, "places_released": released}
+
+
+class Sweeper:
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db = db
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="scheduling-sweeper")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                done = await run_all(self.db)
+                if any(done.values()):
+                    log.info("scheduling_sweep", **done)
+            except Exception:
+                log.exception("scheduling_sweep_failed")

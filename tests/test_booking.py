@@ -1,0 +1,205 @@
+"""The booking engine through real HTTP: oversell, idempotency, rules, limits, deadlines, reschedule."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+
+from carebridge.core import clock
+from carebridge.scheduling.invariants import run_invariant_check
+from tests.factories import auth, book, make_hospital, make_patient, make_schedule, ok
+
+
+def _invariants_hold(server) -> None:  # type: ignore[no-untyped-def]
+    assert asyncio.run(run_invariant_check(server.settings)) == []
+
+
+def test_200_concurrent_bookings_for_5_places(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 5}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    patients = [make_patient(client) for _ in range(40)]
+
+    async def fire() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=120) as ac:
+            requests = []
+            for i in range(200):
+                token, patient_id, _ = patients[i % len(patients)]
+                requests.append(ac.post("/api/v1/appointments", headers=auth(token) | {"Idempotency-Key": str(uuid.uuid4())},
+                                        json={"patient_id": patient_id, "slot_id": slot_id}))
+            return await asyncio.gather(*requests)
+
+    responses = asyncio.run(fire())
+    statuses = [r.status_code for r in responses]
+    codes = [r.json()["error"]["code"] for r in responses if r.status_code != 201]
+    assert statuses.count(201) == 5, statuses
+    # The 40 patients retry: a patient who already holds a place gets already_booked, the rest slot_full.
+    assert all(c in ("slot_full", "already_booked") for c in codes), set(codes)
+    assert codes.count("slot_full") + codes.count("already_booked") == 195
+    detail = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))
+    assert detail["slots"][0]["pools"][0]["booked"] == 5 and detail["slots"][0]["free"] == 0
+    _invariants_hold(server)
+
+
+def test_200_concurrent_distinct_patients_give_5_and_195_slot_full(server, client: httpx.Client,  # type: ignore[no-untyped-def]
+                                                                    admin_token: str) -> None:
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 5}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    token, _, _ = make_patient(client)
+    # One family account managing 200 people would exceed the account limit, so use 200 accounts.
+    people = [make_patient(client) for _ in range(200)]
+
+    async def fire() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=120) as ac:
+            return await asyncio.gather(*[
+                ac.post("/api/v1/appointments", headers=auth(t) | {"Idempotency-Key": str(uuid.uuid4())},
+                        json={"patient_id": pid, "slot_id": slot_id}) for t, pid, _ in people])
+
+    responses = asyncio.run(fire())
+    assert [r.status_code for r in responses].count(201) == 5
+    assert [r.json()["error"]["code"] for r in responses if r.status_code != 201] == ["slot_full"] * 195
+    _invariants_hold(server)
+
+
+def test_same_idempotency_key_twice_gives_one_booking(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world)
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    token, patient_id, _ = make_patient(client)
+    first = book(client, token, patient_id, slot_id, key="retry-me")
+    second = book(client, token, patient_id, slot_id, key="retry-me")
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+
+    async def concurrent() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as ac:
+            slot2 = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][1]["id"]
+            t2, p2, _ = make_patient(client)
+            return await asyncio.gather(*[ac.post("/api/v1/appointments", headers=auth(t2) | {"Idempotency-Key": "k2"},
+                                                  json={"patient_id": p2, "slot_id": slot2}) for _ in range(10)])
+
+    answers = asyncio.run(concurrent())
+    assert {r.status_code for r in answers} == {201}
+    assert len({r.json()["id"] for r in answers}) == 1
+    mine = ok(client.get("/api/v1/appointments", headers=auth(token)))
+    assert len(mine) == 1
+    reused = book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][2]["id"],
+                  key="retry-me")
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+    _invariants_hold(server)
+
+
+def test_booking_window_and_same_day_cutoff(client: httpx.Client, admin_token: str) -> None:
+    world = make_hospital(client, admin_token)
+    ok(client.put(f"/api/v1/hospitals/{world.hospital_id}/booking-rules", headers=auth(world.admin_token),
+                  json={"window_days": 2, "opens_at": "07:00"}))
+    far = make_schedule(client, world, days_ahead=5)
+    token, patient_id, _ = make_patient(client)
+    r = book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{far['id']}"))["slots"][0]["id"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "booking_window_closed"
+    assert r.json()["error"]["details"]["reason"] == "not_open"
+    # Rules are data: widen the window and the same request succeeds at once.
+    ok(client.put(f"/api/v1/hospitals/{world.hospital_id}/booking-rules", headers=auth(world.admin_token),
+                  json={"window_days": 7}))
+    assert book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{far['id']}"))["slots"][0]["id"]).status_code == 201
+    # A department override wins over the hospital.
+    ok(client.put(f"/api/v1/departments/{world.department_id}/booking-rules", headers=auth(world.admin_token),
+                  json={"window_days": 1}))
+    eff = ok(client.get(f"/api/v1/departments/{world.department_id}/booking-rules/effective"))
+    assert eff["window_days"] == 1 and eff["cancel_deadline_minutes"] == 120
+
+
+def test_per_patient_limits(client: httpx.Client, admin_token: str) -> None:
+    world = make_hospital(client, admin_token, practitioners=2)
+    morning = make_schedule(client, world, session="morning")
+    afternoon = make_schedule(client, world, session="afternoon", start="14:00", end="16:00")
+    other_doctor = make_schedule(client, world, practitioner_id=world.extra_practitioners[0])
+    token, patient_id, _ = make_patient(client)
+    slot = lambda s, i=0: ok(client.get(f"/api/v1/schedules/{s['id']}"))["slots"][i]["id"]  # noqa: E731
+    assert book(client, token, patient_id, slot(morning)).status_code == 201
+    r = book(client, token, patient_id, slot(morning, 1))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "already_booked"
+    r = book(client, token, patient_id, slot(afternoon))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "limit_exceeded"
+    assert r.json()["error"]["details"]["limit"] == "max_per_practitioner_per_day"
+    assert book(client, token, patient_id, slot(other_doctor)).status_code == 201
+    third = make_schedule(client, world, days_ahead=2, practitioner_id=world.extra_practitioners[0])
+    r = book(client, token, patient_id, slot(third))
+    assert r.status_code == 409 and r.json()["error"]["details"]["limit"] == "max_per_department"
+
+
+def test_cancel_deadline_and_release(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 1})
+    slots = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"]
+    token, patient_id, _ = make_patient(client)
+    appt = ok(book(client, token, patient_id, slots[0]["id"]), 201)
+    assert ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["free"] == 0
+    cancelled = ok(client.post(f"/api/v1/appointments/{appt['id']}/cancel", headers=auth(token), json={}))
+    assert cancelled["status"] == "cancelled"
+    assert ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["free"] == 1
+    again = ok(book(client, token, patient_id, slots[0]["id"]), 201)
+    # Within 2 hours of the start, the patient can no longer cancel.
+    starts = datetime.fromisoformat(again["starts_at"])
+    clock.shift(starts - timedelta(minutes=90) - clock.now())
+    r = client.post(f"/api/v1/appointments/{again['id']}/cancel", headers=auth(token), json={})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "cancellation_deadline_passed"
+    _invariants_hold(server)
+
+
+def test_reschedule_is_atomic_under_contention(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 1}, end="09:00")
+    first, second = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][:2]
+    holders = [make_patient(client) for _ in range(6)]
+    t0, p0, _ = holders[0]
+    appt = ok(book(client, t0, p0, first["id"]), 201)
+    # Six patients race for the one place in the second slot: the holder of the first by rescheduling.
+    others = holders[1:]
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as ac:
+            calls = [ac.post(f"/api/v1/appointments/{appt['id']}/reschedule", headers=auth(t0),
+                             json={"slot_id": second["id"]})]
+            calls += [ac.post("/api/v1/appointments", headers=auth(t), json={"patient_id": p, "slot_id": second["id"]})
+                      for t, p, _ in others]
+            return await asyncio.gather(*calls)
+
+    results = asyncio.run(race())
+    assert [r.status_code for r in results].count(201) + [r.status_code for r in results].count(200) == 1
+    detail = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"]
+    if results[0].status_code == 200:  # the reschedule won: the first slot is free again
+        assert detail[0]["free"] == 1 and detail[1]["free"] == 0
+    else:  # it lost: nothing changed for the holder
+        assert results[0].json()["error"]["code"] == "slot_full"
+        assert ok(client.get(f"/api/v1/appointments/{appt['id']}", headers=auth(t0)))["status"] == "booked"
+        assert detail[0]["free"] == 0 and detail[1]["free"] == 0
+    _invariants_hold(server)
+
+
+def test_isolation_between_patients_and_hospitals(client: httpx.Client, admin_token: str) -> None:
+    world = make_hospital(client, admin_token)
+    other = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world)
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    token, patient_id, _ = make_patient(client)
+    stranger, stranger_patient, _ = make_patient(client)
+    appt = ok(book(client, token, patient_id, slot_id), 201)
+    assert client.get(f"/api/v1/appointments/{appt['id']}", headers=auth(stranger)).status_code == 404
+    r = client.post(f"/api/v1/appointments/{appt['id']}/cancel", headers=auth(stranger), json={})
+    assert r.status_code == 404
+    r = book(client, stranger, patient_id, slot_id)  # booking for someone not on your account
+    assert r.status_code == 404
+    assert client.get(f"/api/v1/appointments/{appt['id']}", headers=auth(other.admin_token)).status_code == 404
+    r = client.post(f"/api/v1/schedules/{schedule['id']}/stop", headers=auth(other.admin_token), json={"reason": "x"})
+    assert r.status_code == 403
+    seen = ok(client.get(f"/api/v1/appointments/{appt['id']}", headers=auth(world.admin_token)))
+    assert seen["patient_name"] != "张小明" and "*" in seen["patient_name"]
+    r = book(client, token, patient_id, slot_id, channel="onsite")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "channel_not_allowed"
