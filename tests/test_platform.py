@@ -73,3 +73,16 @@ def test_password_change_revokes_other_tokens(client: httpx.Client) -> None:
     assert client.get("/api/v1/auth/me", headers=auth(first)).status_code == 200
     assert client.get("/api/v1/auth/me", headers=auth(second)).status_code == 401
     assert login(client, name, "N3w-password")
+
+
+def test_expired_token_is_401(client: httpx.Client) -> None:
+    from datetime import timedelta
+
+    from carebridge.core import clock
+
+    name = unique("exp")
+    ok(client.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD, "display_name": "钱七"}), 201)
+    token = login(client, name)
+    clock.shift(timedelta(days=31))
+    r = client.get("/api/v1/auth/me", headers=auth(token))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"

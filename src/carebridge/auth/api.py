@@ -19,6 +19,7 @@ from carebridge.auth.principal import Principal
 from carebridge.auth.schemas import LoginIn, PasswordChangeIn, RegisterIn, TokenOut, UserCreateIn, UserOut
 from carebridge.core.errors import DomainError, Forbidden
 from carebridge.database.engine import Database
+from carebridge.directory import service as directory
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -97,5 +98,8 @@ async def create_user(body: UserCreateIn, principal: Principal = Depends(require
         if body.hospital_id != principal.hospital_id:
             raise Forbidden("other_hospital", "you may only create accounts for your own hospital")
     async with db.transaction() as session:
+        if body.role == Role.doctor and body.practitioner_id is not None:
+            # A doctor's account belongs to a practitioner filed at the account's hospital.
+            await directory.require_filed_at(session, body.practitioner_id, body.hospital_id)
         user = await service.create_user(session, **body.model_dump())
     return UserOut.model_validate(user)

@@ -262,7 +262,7 @@ async def update_practitioner(session: AsyncSession, *, principal: Principal, pr
     practitioner = await get_practitioner(session, practitioner_id)
     principal.require_role(Role.platform_admin, Role.hospital_admin)
     if principal.role == Role.hospital_admin:
-        await _require_filed_at(session, practitioner_id, principal.hospital_id)
+        await require_filed_at(session, practitioner_id, principal.hospital_id)
     for key, value in changes.items():
         setattr(practitioner, key, value)
     _audit(session, principal, "practitioner.updated", "practitioner", practitioner.id, principal.hospital_id,
@@ -270,7 +270,8 @@ async def update_practitioner(session: AsyncSession, *, principal: Principal, pr
     return practitioner
 
 
-async def _require_filed_at(session: AsyncSession, practitioner_id: uuid.UUID, hospital_id: uuid.UUID | None) -> None:
+async def require_filed_at(session: AsyncSession, practitioner_id: uuid.UUID, hospital_id: uuid.UUID | None) -> None:
+    """403 ``other_hospital`` unless the practitioner has a filing (any, current or past) at the hospital."""
     filed = await session.scalar(select(PractitionerFiling.id).where(
         PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.hospital_id == hospital_id))
     if filed is None:
