@@ -16,12 +16,14 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
-# Debian's chromium drives the browser tests (Playwright never downloads a browser here).
+# Debian's chromium drives the browser tests (Playwright never downloads a browser here); a CJK font makes
+# the screenshots readable.
 browser:
-	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
-	  echo "installing Debian's chromium"; \
+	@if ! [ -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium and a CJK font"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	fi
 
 demo: install
 	CAREBRIDGE_DATABASE_URL=$(DEMO_DB) $(BIN)/carebridge migrate

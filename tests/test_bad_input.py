@@ -38,12 +38,15 @@ def test_bad_ids_and_bodies_never_500(server, admin_token: str, path_value: str)
         # A token of its own: the sweep calls /auth/logout, which revokes the token it is sent with.
         token = login(client, "root", ADMIN_PASSWORD)
         for method, path in _routes(server):
+            if path == "/api/v1/auth/logout":
+                continue  # it would revoke the sweep's token; logout has its own tests
             url = re.sub(r"\{[^}]+\}", path_value, path)
             for headers in ({}, auth(token)):
                 bodies = BAD_BODIES if method in ("POST", "PUT", "PATCH") else [None]
                 for body in bodies:
                     r = client.request(method, url, content=body, headers=headers | {"content-type": "application/json"},
                                        params={"date_from": "yesterday", "limit": "x"})
+                    assert r.status_code != 401 or not headers or path.startswith("/api/v1/auth/"), (method, url, r.text)
                     if r.status_code >= 500:
                         failures.append(f"{method} {url} -> {r.status_code} {r.text[:200]}")
                     elif r.status_code >= 400 and "text/event-stream" not in r.headers.get("content-type", ""):

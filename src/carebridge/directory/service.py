@@ -386,3 +386,9 @@ async def names(session: AsyncSession, *, hospital_ids: set[uuid.UUID] = frozens
         out.update({i: (n, str(t)) for i, n, t in (await session.execute(
             select(Practitioner.id, Practitioner.name, Practitioner.title).where(Practitioner.id.in_(practitioner_ids)))).all()})
     return out
+
+
+async def timezones(session: AsyncSession, hospital_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not hospital_ids:
+        return {}
+    return dict((await session.execute(select(Hospital.id, Hospital.timezone).where(Hospital.id.in_(hospital_ids)))).all())

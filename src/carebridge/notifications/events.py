@@ -14,6 +14,12 @@ from carebridge.patients import service as patients
 
 CONSUMER = "notifications.patient"
 
+REASONS = {
+    "schedule_stopped": "医生停诊 the doctor's session was stopped",
+    "rescheduled": "已改约 rescheduled",
+    "patient_request": "本人取消 cancelled by you",
+}
+
 _MESSAGES = {
     "appointment.cancelled": ("appointment_cancelled", "预约已取消 Appointment cancelled",
                               "您{date}的预约已取消（{reason}）。Your appointment on {date} was cancelled ({reason})."),
@@ -30,7 +36,7 @@ _MESSAGES = {
 async def notify_patient_accounts(session: AsyncSession, event: Event) -> None:
     kind, title, template = _MESSAGES[event.type]
     data = event.data
-    reason = data.get("reason", "")
+    reason = REASONS.get(data.get("reason", ""), data.get("reason", ""))
     if event.type == "appointment.cancelled" and data.get("cancelled_by") == "patient":
         return  # the patient did it themselves
     body = template.format(date=data.get("service_date", ""), reason=reason or "",

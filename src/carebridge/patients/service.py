@@ -112,10 +112,15 @@ async def linked_patient_ids(session: AsyncSession, *, user_id: uuid.UUID) -> li
 
 async def require_linked(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID) -> PatientFacts:
     """The patient, if the caller's account may act for them; 404 otherwise (no hint that they exist)."""
-    if principal.role != Role.patient or await linked_relation(session, user_id=principal.user_id,
-                                                               patient_id=patient_id) is None:
+    row = None
+    if principal.role == Role.patient:
+        row = (await session.execute(
+            select(Patient.id, Patient.region, Patient.birth_date, Patient.sex)
+            .join(PatientLink, PatientLink.patient_id == Patient.id)
+            .where(PatientLink.user_id == principal.user_id, PatientLink.patient_id == patient_id))).first()
+    if row is None:
         raise not_found("patient", patient_id)
-    return await facts(session, patient_id)
+    return PatientFacts(id=row[0], region=row[1], birth_date=row[2], sex=str(row[3]))
 
 
 async def facts(session: AsyncSession, patient_id: uuid.UUID) -> PatientFacts:

@@ -38,10 +38,11 @@ router = APIRouter(prefix="/api/v1", tags=["scheduling"])
 router.include_router(admin_router)
 MAX_RANGE_DAYS = 31
 QUEUE_REFRESH_SECONDS = 5.0
+DEFAULT_ZONE = "Asia/Shanghai"  # "today" when a request names no day (hospitals carry their own zone)
 
 
 def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
-    start = date_from or clock.now().date()
+    start = date_from or clock.local_today(DEFAULT_ZONE)
     end = date_to or start + timedelta(days=13)
     if end < start or (end - start).days > MAX_RANGE_DAYS:
         raise InvalidInput("bad_date_range", f"date_to must be within {MAX_RANGE_DAYS} days after date_from",
@@ -180,12 +181,13 @@ async def queue_position(appointment_id: uuid.UUID, principal: Principal = Depen
 @router.get("/appointments/{appointment_id}/queue/stream", summary="Your place in the queue, live (Server-Sent Events)")
 async def queue_stream(appointment_id: uuid.UUID, request: Request, principal: Principal = Depends(current_principal),
                        db: Database = Depends(get_db)) -> StreamingResponse:
-    first = await _position(db, principal, appointment_id)  # authorises before the stream starts
     live.bind(asyncio.get_running_loop())
+    first = await _position(db, principal, appointment_id)  # authorises before the stream starts
+    first_version = live.version(first.schedule_id)
 
     async def events() -> AsyncIterator[bytes]:
         last = None
-        current = first
+        current, seen = first, first_version
         while True:
             payload = current.model_dump_json()
             if payload != last:
@@ -195,7 +197,8 @@ async def queue_stream(appointment_id: uuid.UUID, request: Request, principal: P
                 yield b": keep-alive\n\n"
             if current.state in ("done", "left") or await request.is_disconnected():
                 return
-            await live.wait_for_change(current.schedule_id, QUEUE_REFRESH_SECONDS)
+            await live.wait_for_change(current.schedule_id, QUEUE_REFRESH_SECONDS, seen)
+            seen = live.version(current.schedule_id)  # read before the position: a later change wakes us again
             current = await _position(db, principal, appointment_id)
 
     return StreamingResponse(events(), media_type="text/event-stream",

@@ -12,6 +12,7 @@ from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock
 from carebridge.core.errors import Conflict, Forbidden, not_found
+from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
 from carebridge.scheduling.models import Appointment, AppointmentStatus, BookingBlock, NoShowExemption
 from carebridge.scheduling.rules import no_show_policy
@@ -94,7 +95,9 @@ async def list_blocks(session: AsyncSession, *, principal: Principal, hospital_i
     principal.require_hospital(hospital_id)
     query = select(BookingBlock).where(BookingBlock.hospital_id == hospital_id)
     if not include_lifted:
-        query = query.where(BookingBlock.lifted_at.is_(None), BookingBlock.ends_on >= clock.now().date())
+        hospital = await directory.get_hospital(session, hospital_id)
+        today = clock.local_today(hospital.timezone)
+        query = query.where(BookingBlock.lifted_at.is_(None), BookingBlock.ends_on >= today)
     return list((await session.scalars(query.order_by(BookingBlock.starts_at.desc()).limit(500))).all())
 
 

@@ -38,7 +38,14 @@ def changed(schedule_id: uuid.UUID) -> None:
         _loop.call_soon_threadsafe(wake)
 
 
-async def wait_for_change(schedule_id: uuid.UUID, timeout: float) -> None:
+def version(schedule_id: uuid.UUID) -> int:
+    return _versions.get(schedule_id, 0)
+
+
+async def wait_for_change(schedule_id: uuid.UUID, timeout: float, seen_version: int) -> None:
+    """Wait until the schedule's board changes after ``seen_version`` (returns at once if it already has)."""
+    if version(schedule_id) != seen_version:
+        return
     event = asyncio.Event()
     _waiters[schedule_id].add(event)
     try:

@@ -60,6 +60,7 @@ async def appointments_out(session: AsyncSession, principal: Principal, appts: S
                                   practitioner_ids={a.practitioner_id for a in appts})
     people = await patients.describe(session, principal=principal, patient_ids=[a.patient_id for a in appts],
                                      purpose=purpose)
+    zones = await directory.timezones(session, {a.hospital_id for a in appts})
     out = []
     for appt in appts:
         item = AppointmentOut.model_validate(appt)
@@ -68,5 +69,8 @@ async def appointments_out(session: AsyncSession, principal: Principal, appts: S
         item.hospital_name = names.get(appt.hospital_id, (None, None))[0]
         item.department_name = names.get(appt.department_id, (None, None))[0]
         item.practitioner_name = names.get(appt.practitioner_id, (None, None))[0]
+        zone = zones.get(appt.hospital_id, "Asia/Shanghai")
+        start, end = clock.to_local(appt.starts_at, zone), clock.to_local(appt.ends_at, zone)
+        item.timezone, item.local_time = zone, f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
         out.append(item)
     return out

@@ -53,8 +53,9 @@ async def effective_rules(session: AsyncSession, *, hospital_id: uuid.UUID, depa
 
 
 async def rule_rows(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[BookingRule]:
-    return list((await session.scalars(select(BookingRule).where(BookingRule.hospital_id == hospital_id)
-                                       .order_by(BookingRule.department_id.is_not(None))).all()))
+    rows = await session.scalars(select(BookingRule).where(BookingRule.hospital_id == hospital_id)
+                                 .order_by(BookingRule.department_id.is_not(None)))
+    return list(rows.all())
 
 
 async def set_rules(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID,

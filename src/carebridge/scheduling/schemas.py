@@ -245,6 +245,8 @@ class AppointmentOut(Output):
     hospital_name: str | None = None
     department_name: str | None = None
     practitioner_name: str | None = None
+    timezone: str | None = None
+    local_time: str | None = None  # "2026-11-23 08:00-08:30" in the hospital's zone
 
 
 class QueuePositionOut(Output):

@@ -1,3 +1,16 @@
+"""The web pages for every role and their static files, under one router (mounted by ``app.py``).
+
+Pages are server-rendered shells (Jinja2); small vanilla scripts in ``static/js`` call the JSON API with the
+session cookie and the CSRF header. Everything is served from this package: no CDN.
+"""
+
+from __future__ import annotations
+
 from fastapi import APIRouter
 
-router = APIRouter()
+from carebridge.web import pages
+from carebridge.web.assets import STATIC_DIR, CachedStaticFiles
+
+router = APIRouter(include_in_schema=False)
+router.include_router(pages.router)
+router.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
