@@ -107,8 +107,16 @@ def server(settings: Settings) -> Iterator[Server]:
 
     app = create_app(settings)
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on",
-                            backlog=2048, limit_concurrency=None)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        backlog=2048,
+        limit_concurrency=None,
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
     thread.start()
@@ -131,8 +139,13 @@ def admin_token(server: Server) -> str:
     async def make() -> None:
         db = Database(server.settings)  # the server thread configured hashing already
         async with db.transaction() as session:
-            await create_user(session, username="root", password=ADMIN_PASSWORD, role=Role.platform_admin,
-                              display_name="Platform admin")
+            await create_user(
+                session,
+                username="root",
+                password=ADMIN_PASSWORD,
+                role=Role.platform_admin,
+                display_name="Platform admin",
+            )
         await db.dispose()
 
     asyncio.run(make())

@@ -55,8 +55,11 @@ def make_phone() -> str:
 def ensure_region(client: httpx.Client, admin: str, code: str = "110105", name: str = "朝阳区") -> None:
     if code != "110000":
         ensure_region(client, admin, "110000", "北京市")
-    r = client.post("/api/v1/regions", headers=auth(admin),
-                    json={"code": code, "name": name, "parent_code": None if code == "110000" else "110000"})
+    r = client.post(
+        "/api/v1/regions",
+        headers=auth(admin),
+        json={"code": code, "name": name, "parent_code": None if code == "110000" else "110000"},
+    )
     assert r.status_code in (201, 409), r.text
 
 
@@ -70,26 +73,69 @@ class HospitalWorld:
     extra_practitioners: list[str] = field(default_factory=list)
 
 
-def make_hospital(client: httpx.Client, admin: str, *, practitioners: int = 1,
-                  region: str = "110105") -> HospitalWorld:
+def make_hospital(client: httpx.Client, admin: str, *, practitioners: int = 1, region: str = "110105") -> HospitalWorld:
     ensure_region(client, admin, region)
-    h = ok(client.post("/api/v1/hospitals", headers=auth(admin), json={
-        "region_code": region, "name": f"北京市{unique('第')}人民医院", "level": "tertiary",
-        "licence_number": unique("PDY"), "licence_expires_on": str(date.today() + timedelta(days=700)),
-        "is_internet_hospital": True}), 201)
-    d = ok(client.post(f"/api/v1/hospitals/{h['id']}/departments", headers=auth(admin),
-                       json={"name": "心血管内科", "standard_code": "03.04"}), 201)
+    h = ok(
+        client.post(
+            "/api/v1/hospitals",
+            headers=auth(admin),
+            json={
+                "region_code": region,
+                "name": f"北京市{unique('第')}人民医院",
+                "level": "tertiary",
+                "licence_number": unique("PDY"),
+                "licence_expires_on": str(date.today() + timedelta(days=700)),
+                "is_internet_hospital": True,
+            },
+        ),
+        201,
+    )
+    d = ok(
+        client.post(
+            f"/api/v1/hospitals/{h['id']}/departments",
+            headers=auth(admin),
+            json={"name": "心血管内科", "standard_code": "03.04"},
+        ),
+        201,
+    )
     admin_username = unique("hadmin")
-    ok(client.post("/api/v1/users", headers=auth(admin), json={
-        "username": admin_username, "password": PASSWORD, "display_name": "院管理员", "role": "hospital_admin",
-        "hospital_id": h["id"]}), 201)
+    ok(
+        client.post(
+            "/api/v1/users",
+            headers=auth(admin),
+            json={
+                "username": admin_username,
+                "password": PASSWORD,
+                "display_name": "院管理员",
+                "role": "hospital_admin",
+                "hospital_id": h["id"],
+            },
+        ),
+        201,
+    )
     hadmin = login(client, admin_username)
     ids = []
     for _ in range(practitioners):
-        p = ok(client.post("/api/v1/practitioners", headers=auth(hadmin), json={
-            "name": "王医生", "title": "chief_physician", "specialty": "高血压", "licence_number": unique("11").ljust(15, "0")[:32],
-            "practice_started_on": "2010-01-01",
-            "filing": {"hospital_id": h["id"], "department_id": d["id"], "kind": "main", "valid_from": "2020-01-01"}}), 201)
+        p = ok(
+            client.post(
+                "/api/v1/practitioners",
+                headers=auth(hadmin),
+                json={
+                    "name": "王医生",
+                    "title": "chief_physician",
+                    "specialty": "高血压",
+                    "licence_number": unique("11").ljust(15, "0")[:32],
+                    "practice_started_on": "2010-01-01",
+                    "filing": {
+                        "hospital_id": h["id"],
+                        "department_id": d["id"],
+                        "kind": "main",
+                        "valid_from": "2020-01-01",
+                    },
+                },
+            ),
+            201,
+        )
         ids.append(p["id"])
     return HospitalWorld(h["id"], d["id"], ids[0], hadmin, admin_username, ids[1:])
 
@@ -101,15 +147,23 @@ def local_today() -> date:
     return clock.local_today("Asia/Shanghai")
 
 
-def make_patient(client: httpx.Client, *, name: str = "张小明", birth: date | None = None,
-                 sex: str = "female") -> tuple[str, str, str]:
+def make_patient(
+    client: httpx.Client, *, name: str = "张小明", birth: date | None = None, sex: str = "female"
+) -> tuple[str, str, str]:
     """A patient account with its real-name profile: (token, patient_id, id_number)."""
     username = unique("pat")
-    ok(client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD, "display_name": name}), 201)
+    ok(
+        client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD, "display_name": name}),
+        201,
+    )
     token = login(client, username)
     id_number = make_id_number(birth, sex)
-    p = ok(client.post("/api/v1/patients", headers=auth(token),
-                       json={"name": name, "id_number": id_number, "phone": make_phone()}), 201)
+    p = ok(
+        client.post(
+            "/api/v1/patients", headers=auth(token), json={"name": name, "id_number": id_number, "phone": make_phone()}
+        ),
+        201,
+    )
     return token, p["id"], id_number
 
 
@@ -118,23 +172,53 @@ def make_visit_type(client: httpx.Client, world: HospitalWorld, fee_fen: int = 1
     existing = [v for v in r.json() if v["code"] == "ordinary"]
     if existing:
         return existing[0]["id"]
-    return ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/visit-types", headers=auth(world.admin_token),
-                          json={"code": "ordinary", "name": "普通门诊", "fee_fen": fee_fen}), 201)["id"]
+    return ok(
+        client.post(
+            f"/api/v1/hospitals/{world.hospital_id}/visit-types",
+            headers=auth(world.admin_token),
+            json={"code": "ordinary", "name": "普通门诊", "fee_fen": fee_fen},
+        ),
+        201,
+    )["id"]
 
 
-def make_schedule(client: httpx.Client, world: HospitalWorld, *, days_ahead: int = 1, session: str = "morning",
-                  start: str = "08:00", end: str = "10:00", slot_minutes: int = 30,
-                  pools: dict[str, int] | None = None, practitioner_id: str | None = None) -> dict:
+def make_schedule(
+    client: httpx.Client,
+    world: HospitalWorld,
+    *,
+    days_ahead: int = 1,
+    session: str = "morning",
+    start: str = "08:00",
+    end: str = "10:00",
+    slot_minutes: int = 30,
+    pools: dict[str, int] | None = None,
+    practitioner_id: str | None = None,
+) -> dict:
     day = local_today() + timedelta(days=days_ahead)
-    return ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedules", headers=auth(world.admin_token), json={
-        "department_id": world.department_id, "practitioner_id": practitioner_id or world.practitioner_id,
-        "visit_type_id": make_visit_type(client, world), "service_date": str(day), "session": session,
-        "start_time": start, "end_time": end, "slot_minutes": slot_minutes,
-        "pools": pools or {"platform": 3, "onsite": 2}}), 201)
+    return ok(
+        client.post(
+            f"/api/v1/hospitals/{world.hospital_id}/schedules",
+            headers=auth(world.admin_token),
+            json={
+                "department_id": world.department_id,
+                "practitioner_id": practitioner_id or world.practitioner_id,
+                "visit_type_id": make_visit_type(client, world),
+                "service_date": str(day),
+                "session": session,
+                "start_time": start,
+                "end_time": end,
+                "slot_minutes": slot_minutes,
+                "pools": pools or {"platform": 3, "onsite": 2},
+            },
+        ),
+        201,
+    )
 
 
-def book(client: httpx.Client, token: str, patient_id: str, slot_id: str, key: str | None = None,
-         channel: str = "platform") -> httpx.Response:
+def book(
+    client: httpx.Client, token: str, patient_id: str, slot_id: str, key: str | None = None, channel: str = "platform"
+) -> httpx.Response:
     headers = auth(token) | ({"Idempotency-Key": key} if key else {})
-    return client.post("/api/v1/appointments", headers=headers,
-                       json={"patient_id": patient_id, "slot_id": slot_id, "channel": channel})
+    return client.post(
+        "/api/v1/appointments", headers=headers, json={"patient_id": patient_id, "slot_id": slot_id, "channel": channel}
+    )

@@ -22,8 +22,12 @@ BAD_BODIES = [
 
 def _routes(server) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     spec = httpx.get(f"{server.base_url}/openapi.json").json()
-    return [(method.upper(), path) for path, ops in spec["paths"].items() for method in ops
-            if not path.startswith("/static")]
+    return [
+        (method.upper(), path)
+        for path, ops in spec["paths"].items()
+        for method in ops
+        if not path.startswith("/static")
+    ]
 
 
 def test_openapi_lists_the_api(server) -> None:  # type: ignore[no-untyped-def]
@@ -44,9 +48,18 @@ def test_bad_ids_and_bodies_never_500(server, admin_token: str, path_value: str)
             for headers in ({}, auth(token)):
                 bodies = BAD_BODIES if method in ("POST", "PUT", "PATCH") else [None]
                 for body in bodies:
-                    r = client.request(method, url, content=body, headers=headers | {"content-type": "application/json"},
-                                       params={"date_from": "yesterday", "limit": "x"})
-                    assert r.status_code != 401 or not headers or path.startswith("/api/v1/auth/"), (method, url, r.text)
+                    r = client.request(
+                        method,
+                        url,
+                        content=body,
+                        headers=headers | {"content-type": "application/json"},
+                        params={"date_from": "yesterday", "limit": "x"},
+                    )
+                    assert r.status_code != 401 or not headers or path.startswith("/api/v1/auth/"), (
+                        method,
+                        url,
+                        r.text,
+                    )
                     if r.status_code >= 500:
                         failures.append(f"{method} {url} -> {r.status_code} {r.text[:200]}")
                     elif r.status_code >= 400 and "text/event-stream" not in r.headers.get("content-type", ""):

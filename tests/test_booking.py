@@ -29,8 +29,13 @@ def test_200_concurrent_bookings_for_5_places(server, client: httpx.Client, admi
             requests = []
             for i in range(200):
                 token, patient_id, _ = patients[i % len(patients)]
-                requests.append(ac.post("/api/v1/appointments", headers=auth(token) | {"Idempotency-Key": str(uuid.uuid4())},
-                                        json={"patient_id": patient_id, "slot_id": slot_id}))
+                requests.append(
+                    ac.post(
+                        "/api/v1/appointments",
+                        headers=auth(token) | {"Idempotency-Key": str(uuid.uuid4())},
+                        json={"patient_id": patient_id, "slot_id": slot_id},
+                    )
+                )
             return await asyncio.gather(*requests)
 
     responses = asyncio.run(fire())
@@ -45,8 +50,11 @@ def test_200_concurrent_bookings_for_5_places(server, client: httpx.Client, admi
     _invariants_hold(server)
 
 
-def test_200_concurrent_distinct_patients_give_5_and_195_slot_full(server, client: httpx.Client,  # type: ignore[no-untyped-def]
-                                                                    admin_token: str) -> None:
+def test_200_concurrent_distinct_patients_give_5_and_195_slot_full(
+    server,
+    client: httpx.Client,  # type: ignore[no-untyped-def]
+    admin_token: str,
+) -> None:
     world = make_hospital(client, admin_token)
     schedule = make_schedule(client, world, pools={"platform": 5}, end="08:30")
     slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
@@ -57,9 +65,16 @@ def test_200_concurrent_distinct_patients_give_5_and_195_slot_full(server, clien
     async def fire() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=120) as ac:
-            return await asyncio.gather(*[
-                ac.post("/api/v1/appointments", headers=auth(t) | {"Idempotency-Key": str(uuid.uuid4())},
-                        json={"patient_id": pid, "slot_id": slot_id}) for t, pid, _ in people])
+            return await asyncio.gather(
+                *[
+                    ac.post(
+                        "/api/v1/appointments",
+                        headers=auth(t) | {"Idempotency-Key": str(uuid.uuid4())},
+                        json={"patient_id": pid, "slot_id": slot_id},
+                    )
+                    for t, pid, _ in people
+                ]
+            )
 
     responses = asyncio.run(fire())
     assert [r.status_code for r in responses].count(201) == 5
@@ -77,40 +92,72 @@ def test_same_idempotency_key_twice_gives_one_booking(server, client: httpx.Clie
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
 
+    slot2 = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][1]["id"]
+    t2, p2, _ = make_patient(client)
+
     async def concurrent() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as ac:
-            slot2 = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][1]["id"]
-            t2, p2, _ = make_patient(client)
-            return await asyncio.gather(*[ac.post("/api/v1/appointments", headers=auth(t2) | {"Idempotency-Key": "k2"},
-                                                  json={"patient_id": p2, "slot_id": slot2}) for _ in range(10)])
+            return await asyncio.gather(
+                *[
+                    ac.post(
+                        "/api/v1/appointments",
+                        headers=auth(t2) | {"Idempotency-Key": "k2"},
+                        json={"patient_id": p2, "slot_id": slot2},
+                    )
+                    for _ in range(10)
+                ]
+            )
 
     answers = asyncio.run(concurrent())
     assert {r.status_code for r in answers} == {201}
     assert len({r.json()["id"] for r in answers}) == 1
     mine = ok(client.get("/api/v1/appointments", headers=auth(token)))
     assert len(mine) == 1
-    reused = book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][2]["id"],
-                  key="retry-me")
+    reused = book(
+        client,
+        token,
+        patient_id,
+        ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][2]["id"],
+        key="retry-me",
+    )
     assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
     _invariants_hold(server)
 
 
 def test_booking_window_and_same_day_cutoff(client: httpx.Client, admin_token: str) -> None:
     world = make_hospital(client, admin_token)
-    ok(client.put(f"/api/v1/hospitals/{world.hospital_id}/booking-rules", headers=auth(world.admin_token),
-                  json={"window_days": 2, "opens_at": "07:00"}))
+    ok(
+        client.put(
+            f"/api/v1/hospitals/{world.hospital_id}/booking-rules",
+            headers=auth(world.admin_token),
+            json={"window_days": 2, "opens_at": "07:00"},
+        )
+    )
     far = make_schedule(client, world, days_ahead=5)
     token, patient_id, _ = make_patient(client)
     r = book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{far['id']}"))["slots"][0]["id"])
     assert r.status_code == 409 and r.json()["error"]["code"] == "booking_window_closed"
     assert r.json()["error"]["details"]["reason"] == "not_open"
     # Rules are data: widen the window and the same request succeeds at once.
-    ok(client.put(f"/api/v1/hospitals/{world.hospital_id}/booking-rules", headers=auth(world.admin_token),
-                  json={"window_days": 7}))
-    assert book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{far['id']}"))["slots"][0]["id"]).status_code == 201
+    ok(
+        client.put(
+            f"/api/v1/hospitals/{world.hospital_id}/booking-rules",
+            headers=auth(world.admin_token),
+            json={"window_days": 7},
+        )
+    )
+    assert (
+        book(client, token, patient_id, ok(client.get(f"/api/v1/schedules/{far['id']}"))["slots"][0]["id"]).status_code
+        == 201
+    )
     # A department override wins over the hospital.
-    ok(client.put(f"/api/v1/departments/{world.department_id}/booking-rules", headers=auth(world.admin_token),
-                  json={"window_days": 1}))
+    ok(
+        client.put(
+            f"/api/v1/departments/{world.department_id}/booking-rules",
+            headers=auth(world.admin_token),
+            json={"window_days": 1},
+        )
+    )
     eff = ok(client.get(f"/api/v1/departments/{world.department_id}/booking-rules/effective"))
     assert eff["window_days"] == 1 and eff["cancel_deadline_minutes"] == 120
 
@@ -165,10 +212,15 @@ def test_reschedule_is_atomic_under_contention(server, client: httpx.Client, adm
 
     async def race() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as ac:
-            calls = [ac.post(f"/api/v1/appointments/{appt['id']}/reschedule", headers=auth(t0),
-                             json={"slot_id": second["id"]})]
-            calls += [ac.post("/api/v1/appointments", headers=auth(t), json={"patient_id": p, "slot_id": second["id"]})
-                      for t, p, _ in others]
+            calls = [
+                ac.post(
+                    f"/api/v1/appointments/{appt['id']}/reschedule", headers=auth(t0), json={"slot_id": second["id"]}
+                )
+            ]
+            calls += [
+                ac.post("/api/v1/appointments", headers=auth(t), json={"patient_id": p, "slot_id": second["id"]})
+                for t, p, _ in others
+            ]
             return await asyncio.gather(*calls)
 
     results = asyncio.run(race())

@@ -17,7 +17,10 @@ def test_models_match_migrations(settings) -> None:  # type: ignore[no-untyped-d
         try:
             async with engine.connect() as conn:
                 return await conn.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata))
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                    )
+                )
         finally:
             await engine.dispose()
 

@@ -35,8 +35,15 @@ from tests.factories import (
 )
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 TIMEOUT_MS = 15_000
@@ -63,8 +70,9 @@ class Screen:
     """One browser context (its own cookies) with a page, collecting script errors and numbered screenshots."""
 
     def __init__(self, browser: Any, base_url: str, artifacts: Path, name: str, viewport: dict[str, int]) -> None:
-        self.context = browser.new_context(base_url=base_url, viewport=viewport, locale="zh-CN",
-                                           timezone_id="Asia/Shanghai")
+        self.context = browser.new_context(
+            base_url=base_url, viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -115,13 +123,21 @@ def screens(browser: Any, server: Any, artifacts_dir: Path) -> Iterator[Any]:
 def patient_account(client: httpx.Client, *, name: str = "李小红", profile: bool = True) -> tuple[str, str, str | None]:
     """A patient account we can log in with: (username, token, patient_id or None)."""
     username = unique("webpat")
-    ok(client.post("/api/v1/auth/register",
-                   json={"username": username, "password": PASSWORD, "display_name": name}), 201)
+    ok(
+        client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD, "display_name": name}),
+        201,
+    )
     token = login(client, username)
     if not profile:
         return username, token, None
-    patient = ok(client.post("/api/v1/patients", headers=auth(token),
-                             json={"name": name, "id_number": make_id_number(), "phone": make_phone()}), 201)
+    patient = ok(
+        client.post(
+            "/api/v1/patients",
+            headers=auth(token),
+            json={"name": name, "id_number": make_id_number(), "phone": make_phone()},
+        ),
+        201,
+    )
     return username, token, patient["id"]
 
 
@@ -140,8 +156,12 @@ def eventually(check: Any, timeout: float = 10.0) -> Any:
 
 
 @pytest.mark.browser
-def test_patient_books_a_free_slot_and_cancels_it(server, client: httpx.Client, admin_token: str,  # type: ignore[no-untyped-def]
-                                                   screens) -> None:
+def test_patient_books_a_free_slot_and_cancels_it(
+    server,
+    client: httpx.Client,
+    admin_token: str,  # type: ignore[no-untyped-def]
+    screens,
+) -> None:
     from playwright.sync_api import expect
 
     world = make_hospital(client, admin_token)
@@ -223,14 +243,19 @@ def test_patient_books_a_free_slot_and_cancels_it(server, client: httpx.Client, 
 
 
 @pytest.mark.browser
-def test_patient_reschedules_to_another_day(server, client: httpx.Client, admin_token: str,  # type: ignore[no-untyped-def]
-                                            screens) -> None:
+def test_patient_reschedules_to_another_day(
+    server,
+    client: httpx.Client,
+    admin_token: str,  # type: ignore[no-untyped-def]
+    screens,
+) -> None:
     from playwright.sync_api import expect
 
     world = make_hospital(client, admin_token)
     first = make_schedule(client, world, days_ahead=1, pools={"platform": 2})
-    later = make_schedule(client, world, days_ahead=3, session="afternoon", start="14:00", end="15:00",
-                          pools={"platform": 2})
+    later = make_schedule(
+        client, world, days_ahead=3, session="afternoon", start="14:00", end="15:00", pools={"platform": 2}
+    )
     username, token, patient_id = patient_account(client)
     old_slot = ok(client.get(f"/api/v1/schedules/{first['id']}"))["slots"][0]["id"]
     new_slot = ok(client.get(f"/api/v1/schedules/{later['id']}"))["slots"][1]["id"]
@@ -259,8 +284,12 @@ def test_patient_reschedules_to_another_day(server, client: httpx.Client, admin_
 
 
 @pytest.mark.browser
-def test_hospital_admin_moves_places_between_channels(server, client: httpx.Client, admin_token: str,  # type: ignore[no-untyped-def]
-                                                      screens) -> None:
+def test_hospital_admin_moves_places_between_channels(
+    server,
+    client: httpx.Client,
+    admin_token: str,  # type: ignore[no-untyped-def]
+    screens,
+) -> None:
     from playwright.sync_api import expect
 
     world = make_hospital(client, admin_token)
@@ -294,8 +323,9 @@ def test_hospital_admin_moves_places_between_channels(server, client: httpx.Clie
     expect(card.locator("tfoot td[data-channel=platform]")).to_have_attribute("data-capacity", "20")
     screen.snap("moved")
 
-    detail = ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/schedules/{schedule['id']}",
-                           headers=auth(world.admin_token)))
+    detail = ok(
+        client.get(f"/api/v1/hospitals/{world.hospital_id}/schedules/{schedule['id']}", headers=auth(world.admin_token))
+    )
     for slot in detail["slots"]:
         assert {p["channel"]: p["capacity"] for p in slot["pools"]} == {"platform": 5, "onsite": 0}
 
@@ -312,15 +342,31 @@ def test_hospital_admin_moves_places_between_channels(server, client: httpx.Clie
 
 
 @pytest.mark.browser
-def test_doctor_calls_the_queue_while_the_patient_watches(server, client: httpx.Client,  # type: ignore[no-untyped-def]
-                                                          admin_token: str, screens) -> None:
+def test_doctor_calls_the_queue_while_the_patient_watches(
+    server,
+    client: httpx.Client,  # type: ignore[no-untyped-def]
+    admin_token: str,
+    screens,
+) -> None:
     from playwright.sync_api import expect
 
     world = make_hospital(client, admin_token)
     doctor = unique("doc")
-    ok(client.post("/api/v1/users", headers=auth(world.admin_token), json={
-        "username": doctor, "password": PASSWORD, "display_name": "王医生", "role": "doctor",
-        "hospital_id": world.hospital_id, "practitioner_id": world.practitioner_id}), 201)
+    ok(
+        client.post(
+            "/api/v1/users",
+            headers=auth(world.admin_token),
+            json={
+                "username": doctor,
+                "password": PASSWORD,
+                "display_name": "王医生",
+                "role": "doctor",
+                "hospital_id": world.hospital_id,
+                "practitioner_id": world.practitioner_id,
+            },
+        ),
+        201,
+    )
     today = local_today()
     # Book before the session starts (07:30 hospital time), then check in once it has begun (08:05).
     clock.shift(clock.local_datetime(today, time(7, 30), "Asia/Shanghai") - clock.now())
@@ -332,8 +378,9 @@ def test_doctor_calls_the_queue_while_the_patient_watches(server, client: httpx.
     for (_, token, _), appt in zip(people, appts, strict=True):
         ok(client.post(f"/api/v1/appointments/{appt['id']}/check-in", headers=auth(token)))
     doctor_token = login(client, doctor)
-    assert eventually(lambda: len(ok(client.get(f"/api/v1/schedules/{schedule['id']}/queue",
-                                                headers=auth(doctor_token)))) == 2), "queue board never filled"
+    assert eventually(
+        lambda: len(ok(client.get(f"/api/v1/schedules/{schedule['id']}/queue", headers=auth(doctor_token)))) == 2
+    ), "queue board never filled"
 
     watcher = screens("queue-patient")
     watcher.login(people[1][0], lands_on="/patient")
@@ -378,8 +425,12 @@ def test_doctor_calls_the_queue_while_the_patient_watches(server, client: httpx.
 
 
 @pytest.mark.browser
-def test_admin_templates_rules_and_stopping_a_session_tells_the_patient(server, client: httpx.Client,  # type: ignore[no-untyped-def]
-                                                                        admin_token: str, screens) -> None:
+def test_admin_templates_rules_and_stopping_a_session_tells_the_patient(
+    server,
+    client: httpx.Client,  # type: ignore[no-untyped-def]
+    admin_token: str,
+    screens,
+) -> None:
     from playwright.sync_api import expect
 
     world = make_hospital(client, admin_token)
@@ -408,8 +459,13 @@ def test_admin_templates_rules_and_stopping_a_session_tells_the_patient(server, 
     page.click("#generate-button")
     expect(page.locator("#flash")).to_contain_text("已生成 1 个出诊")
     screen.snap("templates")
-    generated = ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/schedules", headers=admin,
-                              params={"date_from": str(tomorrow), "date_to": str(tomorrow)}))
+    generated = ok(
+        client.get(
+            f"/api/v1/hospitals/{world.hospital_id}/schedules",
+            headers=admin,
+            params={"date_from": str(tomorrow), "date_to": str(tomorrow)},
+        )
+    )
     assert len(generated) == 1 and generated[0]["practitioner_id"] == world.practitioner_id
 
     page.click("nav a[href='/admin/rules']")

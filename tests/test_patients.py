@@ -26,7 +26,10 @@ def _raw(server, sql: str, **params):  # type: ignore[no-untyped-def]
 
 def test_id_number_checksum_and_birth_date(client: httpx.Client) -> None:
     username = unique("p")
-    ok(client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD, "display_name": "甲"}), 201)
+    ok(
+        client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD, "display_name": "甲"}),
+        201,
+    )
     token = login(client, username)
     good = make_id_number(date(1990, 2, 3), "male")
     bad_check = good[:17] + ("0" if good[17] != "0" else "1")
@@ -52,16 +55,25 @@ def test_raw_row_holds_no_plaintext_and_reads_are_audited(server, client: httpx.
 
 def test_family_members_and_isolation_between_accounts(client: httpx.Client) -> None:
     token, patient_id, id_number = make_patient(client, name="陈大文")
-    child = ok(client.post("/api/v1/patients", headers=auth(token), json={
-        "name": "陈小文", "id_number": make_id_number(date(2019, 5, 1), "male"), "relation": "child"}), 201)
+    child = ok(
+        client.post(
+            "/api/v1/patients",
+            headers=auth(token),
+            json={"name": "陈小文", "id_number": make_id_number(date(2019, 5, 1), "male"), "relation": "child"},
+        ),
+        201,
+    )
     mine = ok(client.get("/api/v1/patients", headers=auth(token)))
     assert {p["id"] for p in mine} == {patient_id, child["id"]}
     other_token, _, _ = make_patient(client, name="刘强")
     r = client.get(f"/api/v1/patients/{patient_id}", headers=auth(other_token))
     assert r.status_code == 404
     # Claiming someone's ID number under another name is refused.
-    r = client.post("/api/v1/patients", headers=auth(other_token),
-                    json={"name": "冒名", "id_number": id_number, "relation": "other"})
+    r = client.post(
+        "/api/v1/patients",
+        headers=auth(other_token),
+        json={"name": "冒名", "id_number": id_number, "relation": "other"},
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "identity_mismatch"
 
 
@@ -69,14 +81,31 @@ def test_hospital_lookup_is_masked_and_scoped(client: httpx.Client, admin_token:
     world = make_hospital(client, admin_token)
     other = make_hospital(client, admin_token)
     token, patient_id, id_number = make_patient(client, name="周杰")
-    ok(client.post(f"/api/v1/patients/{patient_id}/medical-cards", headers=auth(token),
-                   json={"hospital_id": world.hospital_id, "card_number": unique("C")[:20]}), 201)
-    found = ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/patients/lookup", headers=auth(world.admin_token),
-                           json={"id_number": id_number}))
+    ok(
+        client.post(
+            f"/api/v1/patients/{patient_id}/medical-cards",
+            headers=auth(token),
+            json={"hospital_id": world.hospital_id, "card_number": unique("C")[:20]},
+        ),
+        201,
+    )
+    found = ok(
+        client.post(
+            f"/api/v1/hospitals/{world.hospital_id}/patients/lookup",
+            headers=auth(world.admin_token),
+            json={"id_number": id_number},
+        )
+    )
     assert found["masked"] is True and found["name"] == "周*" and id_number not in found["id_number"]
-    r = client.post(f"/api/v1/hospitals/{world.hospital_id}/patients/lookup", headers=auth(other.admin_token),
-                    json={"id_number": id_number})
+    r = client.post(
+        f"/api/v1/hospitals/{world.hospital_id}/patients/lookup",
+        headers=auth(other.admin_token),
+        json={"id_number": id_number},
+    )
     assert r.status_code == 403
-    r = client.post(f"/api/v1/hospitals/{other.hospital_id}/patients/lookup", headers=auth(other.admin_token),
-                    json={"id_number": id_number})
+    r = client.post(
+        f"/api/v1/hospitals/{other.hospital_id}/patients/lookup",
+        headers=auth(other.admin_token),
+        json={"id_number": id_number},
+    )
     assert r.status_code == 404

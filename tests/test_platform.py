@@ -56,8 +56,10 @@ def test_no_token_and_bad_token(client: httpx.Client) -> None:
 def test_wrong_password_then_lock(client: httpx.Client) -> None:
     name = unique("lock")
     ok(client.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD, "display_name": "李四"}), 201)
-    codes = [client.post("/api/v1/auth/login", json={"username": name, "password": "wrong-pass-1"}).json()["error"]["code"]
-             for _ in range(5)]
+    codes = [
+        client.post("/api/v1/auth/login", json={"username": name, "password": "wrong-pass-1"}).json()["error"]["code"]
+        for _ in range(5)
+    ]
     assert codes == ["invalid_credentials"] * 5
     r = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
     assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked"
@@ -67,8 +69,11 @@ def test_password_change_revokes_other_tokens(client: httpx.Client) -> None:
     name = unique("pw")
     ok(client.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD, "display_name": "赵六"}), 201)
     first, second = login(client, name), login(client, name)
-    r = client.post("/api/v1/auth/password", headers=auth(first),
-                    json={"current_password": PASSWORD, "new_password": "N3w-password"})
+    r = client.post(
+        "/api/v1/auth/password",
+        headers=auth(first),
+        json={"current_password": PASSWORD, "new_password": "N3w-password"},
+    )
     assert r.status_code == 204
     assert client.get("/api/v1/auth/me", headers=auth(first)).status_code == 200
     assert client.get("/api/v1/auth/me", headers=auth(second)).status_code == 401

@@ -46,9 +46,21 @@ def shift_to(moment: datetime) -> None:
 
 def doctor_token(client: httpx.Client, world, practitioner_id: str) -> str:  # type: ignore[no-untyped-def]
     name = unique("doc")
-    ok(client.post("/api/v1/users", headers=auth(world.admin_token), json={
-        "username": name, "password": PASSWORD, "display_name": "王医生", "role": "doctor",
-        "hospital_id": world.hospital_id, "practitioner_id": practitioner_id}), 201)
+    ok(
+        client.post(
+            "/api/v1/users",
+            headers=auth(world.admin_token),
+            json={
+                "username": name,
+                "password": PASSWORD,
+                "display_name": "王医生",
+                "role": "doctor",
+                "hospital_id": world.hospital_id,
+                "practitioner_id": practitioner_id,
+            },
+        ),
+        201,
+    )
     return login(client, name)
 
 
@@ -62,17 +74,24 @@ def test_check_in_queue_and_call_next_live(server, client: httpx.Client, admin_t
     r = client.post(f"/api/v1/appointments/{appts[0]['id']}/check-in", headers=auth(people[0][0]))
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_visit_day"
     shift_to(datetime.fromisoformat(first_slot["starts_at"]) - timedelta(minutes=30))
-    numbers = [ok(client.post(f"/api/v1/appointments/{a['id']}/check-in", headers=auth(t)))["queue_number"]
-               for a, (t, _, _) in zip(appts, people, strict=True)]
+    numbers = [
+        ok(client.post(f"/api/v1/appointments/{a['id']}/check-in", headers=auth(t)))["queue_number"]
+        for a, (t, _, _) in zip(appts, people, strict=True)
+    ]
     assert numbers == [1, 2, 3]
     last_token, last_appt = people[2][0], appts[2]
-    pos = eventually(lambda: (p := ok(client.get(f"/api/v1/appointments/{last_appt['id']}/queue",
-                                                 headers=auth(last_token))))["number"] and p)
+    pos = eventually(
+        lambda: (
+            (p := ok(client.get(f"/api/v1/appointments/{last_appt['id']}/queue", headers=auth(last_token))))["number"]
+            and p
+        )
+    )
     assert pos["ahead"] == 2 and pos["state"] == "waiting" and pos["estimated_wait_minutes"] > 0
 
     doctor = doctor_token(client, world, world.practitioner_id)
-    board = eventually(lambda: len(q := ok(client.get(f"/api/v1/schedules/{schedule['id']}/queue",
-                                                      headers=auth(doctor)))) == 3 and q)
+    board = eventually(
+        lambda: len(q := ok(client.get(f"/api/v1/schedules/{schedule['id']}/queue", headers=auth(doctor)))) == 3 and q
+    )
     assert [e["number"] for e in board] == [1, 2, 3] and all("*" in e["patient_name"] for e in board)
     # Another hospital's doctor may not call this queue.
     other = make_hospital(client, admin_token)
@@ -85,8 +104,9 @@ def test_check_in_queue_and_call_next_live(server, client: httpx.Client, admin_t
         import json
 
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as ac:
-            async with ac.stream("GET", f"/api/v1/appointments/{last_appt['id']}/queue/stream",
-                                 headers=auth(last_token)) as resp:
+            async with ac.stream(
+                "GET", f"/api/v1/appointments/{last_appt['id']}/queue/stream", headers=auth(last_token)
+            ) as resp:
                 assert resp.headers["content-type"].startswith("text/event-stream")
                 async for line in resp.aiter_lines():
                     if line.startswith("data: "):
@@ -114,8 +134,11 @@ def test_stopping_a_session_cancels_and_notifies(server, client: httpx.Client, a
     schedule = make_schedule(client, world)
     token, patient_id, _ = make_patient(client)
     appt = ok(book(client, token, patient_id, slots_of(client, schedule)[0]["id"]), 201)
-    assert ok(client.post(f"/api/v1/schedules/{schedule['id']}/stop", headers=auth(world.admin_token),
-                          json={"reason": "医生外出会诊"})) == {"cancelled_appointments": 1}
+    assert ok(
+        client.post(
+            f"/api/v1/schedules/{schedule['id']}/stop", headers=auth(world.admin_token), json={"reason": "医生外出会诊"}
+        )
+    ) == {"cancelled_appointments": 1}
     assert ok(client.get(f"/api/v1/appointments/{appt['id']}", headers=auth(token)))["status"] == "cancelled"
     notes = eventually(lambda: ok(client.get("/api/v1/notifications", headers=auth(token))))
     assert notes[0]["kind"] == "appointment_cancelled" and notes[0]["data"]["appointment_id"] == appt["id"]
@@ -126,18 +149,34 @@ def test_stopping_a_session_cancels_and_notifies(server, client: httpx.Client, a
 
 def subprocess_check(server) -> int:  # type: ignore[no-untyped-def]
     env = {"CAREBRIDGE_DATABASE_URL": server.settings.database_url, "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "carebridge.cli", "check", "invariants"], env=env,
-                          capture_output=True, text=True, timeout=120).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "carebridge.cli", "check", "invariants"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).returncode
 
 
 def test_no_shows_block_booking_until_lifted(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
     world = make_hospital(client, admin_token, practitioners=3)
-    ok(client.put(f"/api/v1/hospitals/{world.hospital_id}/no-show-policy", headers=auth(world.admin_token),
-                  json={"threshold": 2, "window_days": 90, "block_days": 30}))
+    ok(
+        client.put(
+            f"/api/v1/hospitals/{world.hospital_id}/no-show-policy",
+            headers=auth(world.admin_token),
+            json={"threshold": 2, "window_days": 90, "block_days": 30},
+        )
+    )
     token, patient_id, _ = make_patient(client)
     whitelisted, white_id, _ = make_patient(client)
-    ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/no-show-exemptions", headers=auth(world.admin_token),
-                   json={"patient_id": white_id, "reason": "行动不便的长期患者"}), 201)
+    ok(
+        client.post(
+            f"/api/v1/hospitals/{world.hospital_id}/no-show-exemptions",
+            headers=auth(world.admin_token),
+            json={"patient_id": white_id, "reason": "行动不便的长期患者"},
+        ),
+        201,
+    )
     doctors = [world.practitioner_id, *world.extra_practitioners]
     missed = []
     for doctor in doctors[:2]:
@@ -160,11 +199,19 @@ def test_no_shows_block_booking_until_lifted(server, client: httpx.Client, admin
     assert [b["patient_id"] for b in blocks] == [patient_id]
     r = client.post(f"/api/v1/booking-blocks/{blocks[0]['id']}/lift", headers=auth(world.admin_token), json={})
     assert r.status_code == 422 and r.json()["error"]["details"]["errors"][0]["field"] == "reason"
-    ok(client.post(f"/api/v1/booking-blocks/{blocks[0]['id']}/lift", headers=auth(world.admin_token),
-                   json={"reason": "患者说明情况，予以恢复"}))
+    ok(
+        client.post(
+            f"/api/v1/booking-blocks/{blocks[0]['id']}/lift",
+            headers=auth(world.admin_token),
+            json={"reason": "患者说明情况，予以恢复"},
+        )
+    )
     assert book(client, token, patient_id, slot).status_code == 201
-    notes = eventually(lambda: [n for n in ok(client.get("/api/v1/notifications", headers=auth(token)))
-                                if n["kind"] == "booking_blocked"])
+    notes = eventually(
+        lambda: [
+            n for n in ok(client.get("/api/v1/notifications", headers=auth(token))) if n["kind"] == "booking_blocked"
+        ]
+    )
     assert notes
 
 
@@ -175,13 +222,23 @@ def test_waitlist_offer_hold_expiry_and_accept(server, client: httpx.Client, adm
     holder, holder_patient, _ = make_patient(client)
     first, first_patient, _ = make_patient(client)
     second, second_patient, _ = make_patient(client)
-    r = client.post("/api/v1/waitlist", headers=auth(first), json={"patient_id": first_patient, "schedule_id": schedule["id"]})
+    r = client.post(
+        "/api/v1/waitlist", headers=auth(first), json={"patient_id": first_patient, "schedule_id": schedule["id"]}
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "places_available"
     appt = ok(book(client, holder, holder_patient, slot), 201)
-    w1 = ok(client.post("/api/v1/waitlist", headers=auth(first),
-                        json={"patient_id": first_patient, "schedule_id": schedule["id"]}), 201)
-    w2 = ok(client.post("/api/v1/waitlist", headers=auth(second),
-                        json={"patient_id": second_patient, "schedule_id": schedule["id"]}), 201)
+    w1 = ok(
+        client.post(
+            "/api/v1/waitlist", headers=auth(first), json={"patient_id": first_patient, "schedule_id": schedule["id"]}
+        ),
+        201,
+    )
+    w2 = ok(
+        client.post(
+            "/api/v1/waitlist", headers=auth(second), json={"patient_id": second_patient, "schedule_id": schedule["id"]}
+        ),
+        201,
+    )
     ok(client.post(f"/api/v1/appointments/{appt['id']}/cancel", headers=auth(holder), json={}))
     # The freed place is held for the first in line, not open to everyone.
     assert slots_of(client, schedule)[0]["free"] == 0
@@ -204,51 +261,124 @@ def test_move_capacity_and_auto_release(server, client: httpx.Client, admin_toke
     schedule = make_schedule(client, world, pools={"platform": 1, "onsite": 3, "referral": 1})
     admin = auth(world.admin_token)
     move = {"from_channel": "onsite", "to_channel": "platform", "amount": 2}
-    assert client.post(f"/api/v1/schedules/{schedule['id']}/pools/move", headers=auth(other.admin_token),
-                       json=move).status_code == 403
-    assert ok(client.post(f"/api/v1/schedules/{schedule['id']}/pools/move", headers=admin, json=move))["slots_changed"] == 4
+    assert (
+        client.post(
+            f"/api/v1/schedules/{schedule['id']}/pools/move", headers=auth(other.admin_token), json=move
+        ).status_code
+        == 403
+    )
+    assert (
+        ok(client.post(f"/api/v1/schedules/{schedule['id']}/pools/move", headers=admin, json=move))["slots_changed"]
+        == 4
+    )
     pools = {p["channel"]: p for p in slots_of(client, schedule)[0]["pools"]}
     assert pools["platform"]["capacity"] == 3
-    r = client.post(f"/api/v1/schedules/{schedule['id']}/pools/move", headers=admin,
-                    json={"from_channel": "onsite", "to_channel": "platform", "amount": 5})
+    r = client.post(
+        f"/api/v1/schedules/{schedule['id']}/pools/move",
+        headers=admin,
+        json={"from_channel": "onsite", "to_channel": "platform", "amount": 5},
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "insufficient_capacity"
-    r = client.post(f"/api/v1/schedules/{schedule['id']}/pools/move", headers=admin,
-                    json={"from_channel": "onsite", "to_channel": "partner:Bad App", "amount": 1})
+    r = client.post(
+        f"/api/v1/schedules/{schedule['id']}/pools/move",
+        headers=admin,
+        json={"from_channel": "onsite", "to_channel": "partner:Bad App", "amount": 1},
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_channel"
     # Unused referral and onsite places release to the platform 24 hours before the start.
-    ok(client.put(f"/api/v1/hospitals/{world.hospital_id}/booking-rules", headers=admin, json={"auto_release_hours": 24}))
+    ok(
+        client.put(
+            f"/api/v1/hospitals/{world.hospital_id}/booking-rules", headers=admin, json={"auto_release_hours": 24}
+        )
+    )
     first_start = datetime.fromisoformat(slots_of(client, schedule)[0]["starts_at"])
     shift_to(first_start - timedelta(hours=20))  # all four slots (08:00-10:00) are now within 24 hours
     released = ok(client.post("/api/v1/ops/sweep", headers=auth(admin_token)))["places_released"]
     assert released >= 4 * 2  # 1 onsite + 1 referral per slot
-    pools = {p["channel"]: p for p in ok(client.get(
-        f"/api/v1/hospitals/{world.hospital_id}/schedules/{schedule['id']}", headers=admin))["slots"][0]["pools"]}
-    assert pools["platform"]["capacity"] == 5 and pools["onsite"]["capacity"] == 0 and pools["referral"]["capacity"] == 0
+    pools = {
+        p["channel"]: p
+        for p in ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/schedules/{schedule['id']}", headers=admin))[
+            "slots"
+        ][0]["pools"]
+    }
+    assert (
+        pools["platform"]["capacity"] == 5 and pools["onsite"]["capacity"] == 0 and pools["referral"]["capacity"] == 0
+    )
     assert subprocess_check(server) == 0
 
 
 def test_templates_generate_weeks_once(client: httpx.Client, admin_token: str) -> None:
     world = make_hospital(client, admin_token)
     admin = auth(world.admin_token)
-    visit_type = ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/visit-types", headers=admin,
-                                json={"code": "expert", "name": "专家门诊", "fee_fen": 5000}), 201)
+    visit_type = ok(
+        client.post(
+            f"/api/v1/hospitals/{world.hospital_id}/visit-types",
+            headers=admin,
+            json={"code": "expert", "name": "专家门诊", "fee_fen": 5000},
+        ),
+        201,
+    )
     for weekday in (0, 3):
-        ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedule-templates", headers=admin, json={
-            "department_id": world.department_id, "practitioner_id": world.practitioner_id,
-            "visit_type_id": visit_type["id"], "weekday": weekday, "session": "morning", "start_time": "08:00",
-            "end_time": "11:30", "slot_minutes": 30, "pools": {"platform": 4, "onsite": 2}}), 201)
+        ok(
+            client.post(
+                f"/api/v1/hospitals/{world.hospital_id}/schedule-templates",
+                headers=admin,
+                json={
+                    "department_id": world.department_id,
+                    "practitioner_id": world.practitioner_id,
+                    "visit_type_id": visit_type["id"],
+                    "weekday": weekday,
+                    "session": "morning",
+                    "start_time": "08:00",
+                    "end_time": "11:30",
+                    "slot_minutes": 30,
+                    "pools": {"platform": 4, "onsite": 2},
+                },
+            ),
+            201,
+        )
     start = local_today() + timedelta(days=1)
     body = {"start": str(start), "days": 14}
-    assert ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedules/generate", headers=admin, json=body))["created"] == 4
-    assert ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedules/generate", headers=admin, json=body))["created"] == 0
-    found = ok(client.get("/api/v1/schedules", params={"practitioner_id": world.practitioner_id,
-                                                       "date_from": str(start), "date_to": str(start + timedelta(days=13))}))
+    assert (
+        ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedules/generate", headers=admin, json=body))[
+            "created"
+        ]
+        == 4
+    )
+    assert (
+        ok(client.post(f"/api/v1/hospitals/{world.hospital_id}/schedules/generate", headers=admin, json=body))[
+            "created"
+        ]
+        == 0
+    )
+    found = ok(
+        client.get(
+            "/api/v1/schedules",
+            params={
+                "practitioner_id": world.practitioner_id,
+                "date_from": str(start),
+                "date_to": str(start + timedelta(days=13)),
+            },
+        )
+    )
     assert len(found) == 4 and all(s["fee_fen"] == 5000 and s["free"] == 7 * 4 for s in found)
     assert {datetime.fromisoformat(s["service_date"]).weekday() for s in found} == {0, 3}
-    r = client.post(f"/api/v1/hospitals/{world.hospital_id}/schedule-templates", headers=admin, json={
-        "department_id": world.department_id, "practitioner_id": world.practitioner_id,
-        "visit_type_id": visit_type["id"], "weekday": 9, "session": "noon", "start_time": "25:00",
-        "end_time": "11:30", "slot_minutes": "30", "pools": {}, "color": "red"})
+    r = client.post(
+        f"/api/v1/hospitals/{world.hospital_id}/schedule-templates",
+        headers=admin,
+        json={
+            "department_id": world.department_id,
+            "practitioner_id": world.practitioner_id,
+            "visit_type_id": visit_type["id"],
+            "weekday": 9,
+            "session": "noon",
+            "start_time": "25:00",
+            "end_time": "11:30",
+            "slot_minutes": "30",
+            "pools": {},
+            "color": "red",
+        },
+    )
     fields = {e["field"] for e in r.json()["error"]["details"]["errors"]}
     assert r.status_code == 422 and {"weekday", "session", "start_time", "slot_minutes", "color"} <= fields
 
@@ -267,10 +397,15 @@ def test_invariant_check_names_broken_rows(server, client: httpx.Client, admin_t
         db = Database(server.settings)
         try:
             async with db.transaction() as session:
-                pool_id = (await session.execute(text("SELECT pool_id FROM appointments WHERE id = :id"),
-                                                 {"id": appt["id"] if not db.is_sqlite else appt["id"].replace("-", "")})).scalar_one()
-                await session.execute(text("UPDATE slot_pools SET booked = booked + :d WHERE id = :p"),
-                                      {"d": delta, "p": pool_id})
+                pool_id = (
+                    await session.execute(
+                        text("SELECT pool_id FROM appointments WHERE id = :id"),
+                        {"id": appt["id"] if not db.is_sqlite else appt["id"].replace("-", "")},
+                    )
+                ).scalar_one()
+                await session.execute(
+                    text("UPDATE slot_pools SET booked = booked + :d WHERE id = :p"), {"d": delta, "p": pool_id}
+                )
                 return str(pool_id)
         finally:
             await db.dispose()
@@ -278,8 +413,13 @@ def test_invariant_check_names_broken_rows(server, client: httpx.Client, admin_t
     pool_id = asyncio.run(corrupt(1))
     try:
         env = {"CAREBRIDGE_DATABASE_URL": server.settings.database_url, "PATH": "/usr/bin:/bin"}
-        result = subprocess.run([sys.executable, "-m", "carebridge.cli", "check", "invariants"], env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "carebridge.cli", "check", "invariants"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 1
         assert "booked=2 but 1 appointments hold a place" in result.stdout
         assert pool_id.replace("-", "") in result.stdout.replace("-", "")

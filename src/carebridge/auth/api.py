@@ -48,8 +48,9 @@ async def login(body: LoginIn, request: Request, response: Response, db: Databas
 
 
 @router.post("/auth/logout", status_code=204, summary="Revoke the current token")
-async def logout(request: Request, response: Response, db: Database = Depends(get_db),
-                 _: Principal = Depends(current_principal)) -> Response:
+async def logout(
+    request: Request, response: Response, db: Database = Depends(get_db), _: Principal = Depends(current_principal)
+) -> Response:
     token, _cookie = bearer_token(request)
     assert token is not None
     async with db.transaction() as session:
@@ -77,8 +78,12 @@ async def me(principal: Principal = Depends(current_principal), db: Database = D
 
 
 @router.post("/auth/password", status_code=204, summary="Change password; other tokens are revoked")
-async def change_password(body: PasswordChangeIn, request: Request, principal: Principal = Depends(current_principal),
-                          db: Database = Depends(get_db)) -> Response:
+async def change_password(
+    body: PasswordChangeIn,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> Response:
     token, _cookie = bearer_token(request)
     assert token is not None
     async with db.transaction() as session:
@@ -89,8 +94,11 @@ async def change_password(body: PasswordChangeIn, request: Request, principal: P
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a staff or regulator account")
-async def create_user(body: UserCreateIn, principal: Principal = Depends(require(Role.platform_admin, Role.hospital_admin)),
-                      db: Database = Depends(get_db)) -> UserOut:
+async def create_user(
+    body: UserCreateIn,
+    principal: Principal = Depends(require(Role.platform_admin, Role.hospital_admin)),
+    db: Database = Depends(get_db),
+) -> UserOut:
     if principal.role == Role.hospital_admin:
         # A hospital admin creates staff of their own hospital only.
         if body.role not in (Role.doctor, Role.pharmacist, Role.hospital_admin):

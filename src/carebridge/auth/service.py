@@ -99,11 +99,15 @@ async def create_user(
     username = username.lower()
     validate_password(password)
     if role in HOSPITAL_SCOPED and hospital_id is None:
-        raise InvalidInput("hospital_required", f"a {role.value} belongs to a hospital", details={"field": "hospital_id"})
+        raise InvalidInput(
+            "hospital_required", f"a {role.value} belongs to a hospital", details={"field": "hospital_id"}
+        )
     if role == Role.regulator and not region_code:
         raise InvalidInput("region_required", "a regulator is scoped to a region", details={"field": "region_code"})
     if role == Role.doctor and practitioner_id is None:
-        raise InvalidInput("practitioner_required", "a doctor account names its practitioner", details={"field": "practitioner_id"})
+        raise InvalidInput(
+            "practitioner_required", "a doctor account names its practitioner", details={"field": "practitioner_id"}
+        )
     if await session.scalar(select(User.id).where(User.username == username)):
         raise Conflict("username_taken", f"username {username!r} is taken")
     user = User(
@@ -121,7 +125,14 @@ async def create_user(
 
 
 async def login(
-    session: AsyncSession, *, username: str, password: str, client_ip: str, ttl_seconds: int, max_failures: int, lock_seconds: int
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    client_ip: str,
+    ttl_seconds: int,
+    max_failures: int,
+    lock_seconds: int,
 ) -> tuple[str, AccessToken, User] | DomainError:
     """Check the password and issue a bearer token.
 
@@ -187,7 +198,9 @@ async def logout(session: AsyncSession, *, token: str) -> None:
     )
 
 
-async def change_password(session: AsyncSession, *, principal: Principal, current: str, new: str, keep_token: str) -> None:
+async def change_password(
+    session: AsyncSession, *, principal: Principal, current: str, new: str, keep_token: str
+) -> None:
     """Change the caller's password and revoke every other token of theirs. 401 if ``current`` is wrong."""
     user = await session.get(User, principal.user_id)
     if user is None:
@@ -199,12 +212,20 @@ async def change_password(session: AsyncSession, *, principal: Principal, curren
     user.password_changed_at = clock.now()
     await session.execute(
         update(AccessToken)
-        .where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None), AccessToken.token_hash != token_digest(keep_token))
+        .where(
+            AccessToken.user_id == user.id,
+            AccessToken.revoked_at.is_(None),
+            AccessToken.token_hash != token_digest(keep_token),
+        )
         .values(revoked_at=clock.now())
     )
     audit.record(
-        session, action="user.password_changed", subject_type="user", subject_id=user.id,
-        actor_user_id=user.id, actor_role=user.role.value,
+        session,
+        action="user.password_changed",
+        subject_type="user",
+        subject_id=user.id,
+        actor_user_id=user.id,
+        actor_role=user.role.value,
     )
 
 

@@ -42,8 +42,11 @@ def check_key(key: str | None) -> str | None:
     if key is None:
         return None
     if not (1 <= len(key) <= MAX_KEY_LENGTH) or not key.isprintable():
-        raise InvalidInput("bad_idempotency_key", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
-                           details={"field": "Idempotency-Key"})
+        raise InvalidInput(
+            "bad_idempotency_key",
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
+            details={"field": "Idempotency-Key"},
+        )
     return key
 
 
@@ -51,8 +54,9 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def replay(session: AsyncSession, *, user_id: uuid.UUID, key: str, operation: str,
-                 payload_hash: str) -> IdempotencyRecord | None:
+async def replay(
+    session: AsyncSession, *, user_id: uuid.UUID, key: str, operation: str, payload_hash: str
+) -> IdempotencyRecord | None:
     """The stored answer for this key, or None. 409 ``idempotency_key_reused`` if the key was used for a
     different request."""
     row = await session.scalar(
@@ -63,7 +67,23 @@ async def replay(session: AsyncSession, *, user_id: uuid.UUID, key: str, operati
     return row
 
 
-def remember(session: AsyncSession, *, user_id: uuid.UUID, key: str, operation: str, payload_hash: str,
-             status_code: int, response: dict[str, Any]) -> None:
-    session.add(IdempotencyRecord(user_id=user_id, key=key, operation=operation, request_hash=payload_hash,
-                                  status_code=status_code, response=response))
+def remember(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    operation: str,
+    payload_hash: str,
+    status_code: int,
+    response: dict[str, Any],
+) -> None:
+    session.add(
+        IdempotencyRecord(
+            user_id=user_id,
+            key=key,
+            operation=operation,
+            request_hash=payload_hash,
+            status_code=status_code,
+            response=response,
+        )
+    )

@@ -41,8 +41,13 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.perf_counter() - start) * 1000, 1))
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - start) * 1000, 1),
+            )
             request_id_var.reset(token)
 
 
@@ -54,10 +59,22 @@ class BodyLimitMiddleware:
         self.limit = limit
 
     async def _reject(self, send: Any) -> None:
-        body = orjson.dumps({"error": {"code": "body_too_large", "message": f"the body exceeds {self.limit} bytes",
-                                       "details": {"limit": self.limit}}})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "body_too_large",
+                    "message": f"the body exceeds {self.limit} bytes",
+                    "details": {"limit": self.limit},
+                }
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -27,17 +27,33 @@ from carebridge.events.outbox import append_event
 MAX_PAGE = 200
 
 
-def _audit(session: AsyncSession, principal: Principal, action: str, subject_type: str, subject_id: Any,
-           hospital_id: uuid.UUID | None, detail: dict[str, Any]) -> None:
-    audit.record(session, action=action, subject_type=subject_type, subject_id=subject_id,
-                 actor_user_id=principal.user_id, actor_role=principal.role.value, hospital_id=hospital_id,
-                 detail=detail)
+def _audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    subject_type: str,
+    subject_id: Any,
+    hospital_id: uuid.UUID | None,
+    detail: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role.value,
+        hospital_id=hospital_id,
+        detail=detail,
+    )
 
 
 # --- regions -----------------------------------------------------------------------------------------------
 
-async def create_region(session: AsyncSession, *, principal: Principal, code: str, name: str,
-                        parent_code: str | None) -> Region:
+
+async def create_region(
+    session: AsyncSession, *, principal: Principal, code: str, name: str, parent_code: str | None
+) -> Region:
     principal.require_role(Role.platform_admin)
     if await session.get(Region, code) is not None:
         raise Conflict("region_exists", f"region {code} exists")
@@ -66,6 +82,7 @@ async def region_codes_within(session: AsyncSession, code: str) -> list[str]:
 
 # --- hospitals ---------------------------------------------------------------------------------------------
 
+
 async def get_hospital(session: AsyncSession, hospital_id: uuid.UUID) -> Hospital:
     hospital = await session.get(Hospital, hospital_id)
     if hospital is None:
@@ -77,7 +94,9 @@ async def create_hospital(session: AsyncSession, *, principal: Principal, **fiel
     """Register a hospital (platform admins). 409 ``licence_number_taken``; 422 ``unknown_region``."""
     principal.require_role(Role.platform_admin)
     if await session.get(Region, fields["region_code"]) is None:
-        raise InvalidInput("unknown_region", f"region {fields['region_code']} not found", details={"field": "region_code"})
+        raise InvalidInput(
+            "unknown_region", f"region {fields['region_code']} not found", details={"field": "region_code"}
+        )
     await _licence_free(session, fields["licence_number"], None)
     _check_timezone(fields.get("timezone", "Asia/Shanghai"))
     hospital = Hospital(**fields)
@@ -100,28 +119,52 @@ async def _licence_free(session: AsyncSession, licence_number: str, hospital_id:
         raise Conflict("licence_number_taken", "another hospital holds this licence number")
 
 
-async def update_hospital(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID,
-                          changes: dict[str, Any], licensed_fields: set[str]) -> Hospital:
+async def update_hospital(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    hospital_id: uuid.UUID,
+    changes: dict[str, Any],
+    licensed_fields: set[str],
+) -> Hospital:
     """Change a hospital. Its own admin may change name and contact data; licence data is the platform's."""
     hospital = await get_hospital(session, hospital_id)
     if not principal.can_manage_hospital(hospital_id):
         raise Forbidden("other_hospital", "you may only change your own hospital")
     if principal.role != Role.platform_admin and licensed_fields & changes.keys():
-        raise Forbidden("licensed_field", "licence data is changed by the platform admin",
-                        details={"fields": sorted(licensed_fields & changes.keys())})
+        raise Forbidden(
+            "licensed_field",
+            "licence data is changed by the platform admin",
+            details={"fields": sorted(licensed_fields & changes.keys())},
+        )
     if "licence_number" in changes:
         await _licence_free(session, changes["licence_number"], hospital_id)
     for key, value in changes.items():
         setattr(hospital, key, value)
-    append_event(session, "hospital.changed", subject_type="hospital", subject_id=hospital.id,
-                 hospital_id=hospital.id, region=hospital.region_code, actor=principal.actor,
-                 data={"hospital_id": hospital.id, "fields": sorted(changes)})
+    append_event(
+        session,
+        "hospital.changed",
+        subject_type="hospital",
+        subject_id=hospital.id,
+        hospital_id=hospital.id,
+        region=hospital.region_code,
+        actor=principal.actor,
+        data={"hospital_id": hospital.id, "fields": sorted(changes)},
+    )
     _audit(session, principal, "hospital.updated", "hospital", hospital.id, hospital.id, {"fields": sorted(changes)})
     return hospital
 
 
-async def search_hospitals(session: AsyncSession, *, region_code: str | None, q: str | None, level: str | None,
-                           internet_only: bool, limit: int, offset: int) -> tuple[list[Hospital], int]:
+async def search_hospitals(
+    session: AsyncSession,
+    *,
+    region_code: str | None,
+    q: str | None,
+    level: str | None,
+    internet_only: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[Hospital], int]:
     query: Select[Any] = select(Hospital).where(Hospital.active.is_(True))
     if region_code:
         query = query.where(Hospital.region_code.in_(await region_codes_within(session, region_code)))
@@ -142,8 +185,10 @@ async def _page(session: AsyncSession, query: Select[Any], limit: int, offset: i
 
 # --- campuses and departments ------------------------------------------------------------------------------
 
-async def create_campus(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, name: str,
-                        address: str | None) -> Campus:
+
+async def create_campus(
+    session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, name: str, address: str | None
+) -> Campus:
     await get_hospital(session, hospital_id)
     principal.require_hospital(hospital_id)
     principal.require_role(Role.platform_admin, Role.hospital_admin)
@@ -157,7 +202,9 @@ async def create_campus(session: AsyncSession, *, principal: Principal, hospital
 
 async def list_campuses(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[Campus]:
     await get_hospital(session, hospital_id)
-    return list((await session.scalars(select(Campus).where(Campus.hospital_id == hospital_id).order_by(Campus.name))).all())
+    return list(
+        (await session.scalars(select(Campus).where(Campus.hospital_id == hospital_id).order_by(Campus.name))).all()
+    )
 
 
 async def get_department(session: AsyncSession, department_id: uuid.UUID) -> Department:
@@ -175,26 +222,36 @@ async def _check_campus(session: AsyncSession, hospital_id: uuid.UUID, campus_id
         raise InvalidInput("unknown_campus", "campus not found at this hospital", details={"field": "campus_id"})
 
 
-async def create_department(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID,
-                            **fields: Any) -> Department:
+async def create_department(
+    session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, **fields: Any
+) -> Department:
     await get_hospital(session, hospital_id)
     principal.require_role(Role.platform_admin, Role.hospital_admin)
     principal.require_hospital(hospital_id)
     await _check_campus(session, hospital_id, fields.get("campus_id"))
-    clash = await session.scalar(select(Department.id).where(
-        Department.hospital_id == hospital_id, Department.name == fields["name"],
-        Department.campus_id.is_(None) if fields.get("campus_id") is None else Department.campus_id == fields["campus_id"]))
+    clash = await session.scalar(
+        select(Department.id).where(
+            Department.hospital_id == hospital_id,
+            Department.name == fields["name"],
+            Department.campus_id.is_(None)
+            if fields.get("campus_id") is None
+            else Department.campus_id == fields["campus_id"],
+        )
+    )
     if clash:
         raise Conflict("department_exists", f"department {fields['name']!r} exists")
     department = Department(hospital_id=hospital_id, **fields)
     session.add(department)
     await session.flush()
-    _audit(session, principal, "department.created", "department", department.id, hospital_id, {"name": department.name})
+    _audit(
+        session, principal, "department.created", "department", department.id, hospital_id, {"name": department.name}
+    )
     return department
 
 
-async def update_department(session: AsyncSession, *, principal: Principal, department_id: uuid.UUID,
-                            changes: dict[str, Any]) -> Department:
+async def update_department(
+    session: AsyncSession, *, principal: Principal, department_id: uuid.UUID, changes: dict[str, Any]
+) -> Department:
     department = await get_department(session, department_id)
     principal.require_role(Role.platform_admin, Role.hospital_admin)
     principal.require_hospital(department.hospital_id)
@@ -202,13 +259,21 @@ async def update_department(session: AsyncSession, *, principal: Principal, depa
         await _check_campus(session, department.hospital_id, changes["campus_id"])
     for key, value in changes.items():
         setattr(department, key, value)
-    _audit(session, principal, "department.updated", "department", department.id, department.hospital_id,
-           {"fields": sorted(changes)})
+    _audit(
+        session,
+        principal,
+        "department.updated",
+        "department",
+        department.id,
+        department.hospital_id,
+        {"fields": sorted(changes)},
+    )
     return department
 
 
-async def list_departments(session: AsyncSession, *, hospital_id: uuid.UUID, q: str | None = None,
-                           standard_code: str | None = None) -> list[Department]:
+async def list_departments(
+    session: AsyncSession, *, hospital_id: uuid.UUID, q: str | None = None, standard_code: str | None = None
+) -> list[Department]:
     await get_hospital(session, hospital_id)
     query = select(Department).where(Department.hospital_id == hospital_id, Department.active.is_(True))
     if q:
@@ -220,6 +285,7 @@ async def list_departments(session: AsyncSession, *, hospital_id: uuid.UUID, q: 
 
 # --- practitioners and filings -----------------------------------------------------------------------------
 
+
 async def get_practitioner(session: AsyncSession, practitioner_id: uuid.UUID) -> Practitioner:
     practitioner = await session.get(Practitioner, practitioner_id)
     if practitioner is None:
@@ -227,28 +293,39 @@ async def get_practitioner(session: AsyncSession, practitioner_id: uuid.UUID) ->
     return practitioner
 
 
-async def filings_of(session: AsyncSession, practitioner_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[PractitionerFiling]]:
+async def filings_of(
+    session: AsyncSession, practitioner_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[PractitionerFiling]]:
     out: dict[uuid.UUID, list[PractitionerFiling]] = {pid: [] for pid in practitioner_ids}
     if not practitioner_ids:
         return out
-    rows = await session.scalars(select(PractitionerFiling).where(PractitionerFiling.practitioner_id.in_(practitioner_ids))
-                                 .order_by(PractitionerFiling.valid_from))
+    rows = await session.scalars(
+        select(PractitionerFiling)
+        .where(PractitionerFiling.practitioner_id.in_(practitioner_ids))
+        .order_by(PractitionerFiling.valid_from)
+    )
     for filing in rows:
         out[filing.practitioner_id].append(filing)
     return out
 
 
-async def create_practitioner(session: AsyncSession, *, principal: Principal, filing: dict[str, Any] | None,
-                              **fields: Any) -> Practitioner:
+async def create_practitioner(
+    session: AsyncSession, *, principal: Principal, filing: dict[str, Any] | None, **fields: Any
+) -> Practitioner:
     """Register a practitioner. Hospital admins must file them at their own hospital in the same call."""
     principal.require_role(Role.platform_admin, Role.hospital_admin)
     if principal.role == Role.hospital_admin and filing is None:
-        raise InvalidInput("filing_required", "hospital admins register a practitioner with a filing at their hospital",
-                           details={"field": "filing"})
+        raise InvalidInput(
+            "filing_required",
+            "hospital admins register a practitioner with a filing at their hospital",
+            details={"field": "filing"},
+        )
     if await session.scalar(select(Practitioner.id).where(Practitioner.licence_number == fields["licence_number"])):
         raise Conflict("licence_number_taken", "a practitioner with this licence number exists")
     if fields["practice_started_on"] > clock.now().date():
-        raise InvalidInput("future_date", "practice cannot start in the future", details={"field": "practice_started_on"})
+        raise InvalidInput(
+            "future_date", "practice cannot start in the future", details={"field": "practice_started_on"}
+        )
     practitioner = Practitioner(**fields)
     session.add(practitioner)
     await session.flush()
@@ -257,30 +334,49 @@ async def create_practitioner(session: AsyncSession, *, principal: Principal, fi
     return practitioner
 
 
-async def update_practitioner(session: AsyncSession, *, principal: Principal, practitioner_id: uuid.UUID,
-                              changes: dict[str, Any]) -> Practitioner:
+async def update_practitioner(
+    session: AsyncSession, *, principal: Principal, practitioner_id: uuid.UUID, changes: dict[str, Any]
+) -> Practitioner:
     practitioner = await get_practitioner(session, practitioner_id)
     principal.require_role(Role.platform_admin, Role.hospital_admin)
     if principal.role == Role.hospital_admin:
         await require_filed_at(session, practitioner_id, principal.hospital_id)
     for key, value in changes.items():
         setattr(practitioner, key, value)
-    _audit(session, principal, "practitioner.updated", "practitioner", practitioner.id, principal.hospital_id,
-           {"fields": sorted(changes)})
+    _audit(
+        session,
+        principal,
+        "practitioner.updated",
+        "practitioner",
+        practitioner.id,
+        principal.hospital_id,
+        {"fields": sorted(changes)},
+    )
     return practitioner
 
 
 async def require_filed_at(session: AsyncSession, practitioner_id: uuid.UUID, hospital_id: uuid.UUID | None) -> None:
     """403 ``other_hospital`` unless the practitioner has a filing (any, current or past) at the hospital."""
-    filed = await session.scalar(select(PractitionerFiling.id).where(
-        PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.hospital_id == hospital_id))
+    filed = await session.scalar(
+        select(PractitionerFiling.id).where(
+            PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.hospital_id == hospital_id
+        )
+    )
     if filed is None:
         raise Forbidden("other_hospital", "this practitioner is not filed at your hospital")
 
 
-async def file_practitioner(session: AsyncSession, *, principal: Principal, practitioner_id: uuid.UUID,
-                            hospital_id: uuid.UUID, department_id: uuid.UUID, kind: str, valid_from: date,
-                            valid_to: date | None) -> PractitionerFiling:
+async def file_practitioner(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    practitioner_id: uuid.UUID,
+    hospital_id: uuid.UUID,
+    department_id: uuid.UUID,
+    kind: str,
+    valid_from: date,
+    valid_to: date | None,
+) -> PractitionerFiling:
     """File a practitioner at a hospital's department (main site or multi-site).
 
     A practitioner has at most one current main filing; 409 ``main_filing_exists`` otherwise."""
@@ -289,37 +385,68 @@ async def file_practitioner(session: AsyncSession, *, principal: Principal, prac
     practitioner = await get_practitioner(session, practitioner_id)
     department = await get_department(session, department_id)
     if department.hospital_id != hospital_id:
-        raise InvalidInput("department_not_in_hospital", "the department belongs to another hospital",
-                           details={"field": "department_id"})
+        raise InvalidInput(
+            "department_not_in_hospital",
+            "the department belongs to another hospital",
+            details={"field": "department_id"},
+        )
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput("invalid_dates", "valid_to is before valid_from", details={"field": "valid_to"})
     if kind == "main":
         today = clock.now().date()
-        current_main = await session.scalar(select(PractitionerFiling.id).where(
-            PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.kind == "main",
-            PractitionerFiling.revoked_at.is_(None),
-            or_(PractitionerFiling.valid_to.is_(None), PractitionerFiling.valid_to >= today)))
+        current_main = await session.scalar(
+            select(PractitionerFiling.id).where(
+                PractitionerFiling.practitioner_id == practitioner_id,
+                PractitionerFiling.kind == "main",
+                PractitionerFiling.revoked_at.is_(None),
+                or_(PractitionerFiling.valid_to.is_(None), PractitionerFiling.valid_to >= today),
+            )
+        )
         if current_main is not None:
             raise Conflict("main_filing_exists", "the practitioner already has a current main filing; use multi_site")
-    duplicate = await session.scalar(select(PractitionerFiling.id).where(
-        PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.department_id == department_id,
-        PractitionerFiling.valid_from == valid_from))
+    duplicate = await session.scalar(
+        select(PractitionerFiling.id).where(
+            PractitionerFiling.practitioner_id == practitioner_id,
+            PractitionerFiling.department_id == department_id,
+            PractitionerFiling.valid_from == valid_from,
+        )
+    )
     if duplicate is not None:
         raise Conflict("filing_exists", "this filing exists")
-    filing = PractitionerFiling(practitioner_id=practitioner.id, hospital_id=hospital_id, department_id=department_id,
-                                kind=kind, valid_from=valid_from, valid_to=valid_to)
+    filing = PractitionerFiling(
+        practitioner_id=practitioner.id,
+        hospital_id=hospital_id,
+        department_id=department_id,
+        kind=kind,
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
     session.add(filing)
     await session.flush()
     hospital = await get_hospital(session, hospital_id)
-    append_event(session, "practitioner.filed", subject_type="practitioner", subject_id=practitioner.id,
-                 hospital_id=hospital_id, region=hospital.region_code, actor=principal.actor,
-                 data={"practitioner_id": practitioner.id, "filing_id": filing.id, "department_id": department_id,
-                       "kind": kind, "valid_from": valid_from, "valid_to": valid_to})
+    append_event(
+        session,
+        "practitioner.filed",
+        subject_type="practitioner",
+        subject_id=practitioner.id,
+        hospital_id=hospital_id,
+        region=hospital.region_code,
+        actor=principal.actor,
+        data={
+            "practitioner_id": practitioner.id,
+            "filing_id": filing.id,
+            "department_id": department_id,
+            "kind": kind,
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+        },
+    )
     return filing
 
 
-async def update_filing(session: AsyncSession, *, principal: Principal, filing_id: uuid.UUID, valid_to: date | None,
-                        revoke: bool) -> PractitionerFiling:
+async def update_filing(
+    session: AsyncSession, *, principal: Principal, filing_id: uuid.UUID, valid_to: date | None, revoke: bool
+) -> PractitionerFiling:
     filing = await session.get(PractitionerFiling, filing_id)
     if filing is None:
         raise not_found("filing", filing_id)
@@ -331,8 +458,15 @@ async def update_filing(session: AsyncSession, *, principal: Principal, filing_i
         filing.valid_to = valid_to
     if revoke and filing.revoked_at is None:
         filing.revoked_at = clock.now()
-    _audit(session, principal, "filing.updated", "filing", filing.id, filing.hospital_id,
-           {"valid_to": str(valid_to) if valid_to else None, "revoke": revoke})
+    _audit(
+        session,
+        principal,
+        "filing.updated",
+        "filing",
+        filing.id,
+        filing.hospital_id,
+        {"valid_to": str(valid_to) if valid_to else None, "revoke": revoke},
+    )
     return filing
 
 
@@ -340,17 +474,30 @@ def filing_current(filing: PractitionerFiling, on: date) -> bool:
     return filing.revoked_at is None and filing.valid_from <= on and (filing.valid_to is None or filing.valid_to >= on)
 
 
-async def current_filing(session: AsyncSession, *, practitioner_id: uuid.UUID, department_id: uuid.UUID,
-                         on: date) -> PractitionerFiling | None:
+async def current_filing(
+    session: AsyncSession, *, practitioner_id: uuid.UUID, department_id: uuid.UUID, on: date
+) -> PractitionerFiling | None:
     """The filing that lets this practitioner see patients in this department on this day, if any."""
-    rows = await session.scalars(select(PractitionerFiling).where(
-        PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.department_id == department_id))
+    rows = await session.scalars(
+        select(PractitionerFiling).where(
+            PractitionerFiling.practitioner_id == practitioner_id, PractitionerFiling.department_id == department_id
+        )
+    )
     return next((f for f in rows if filing_current(f, on)), None)
 
 
-async def search_practitioners(session: AsyncSession, *, region_code: str | None, hospital_id: uuid.UUID | None,
-                               department_id: uuid.UUID | None, name: str | None, specialty: str | None,
-                               title: str | None, limit: int, offset: int) -> tuple[list[Practitioner], int]:
+async def search_practitioners(
+    session: AsyncSession,
+    *,
+    region_code: str | None,
+    hospital_id: uuid.UUID | None,
+    department_id: uuid.UUID | None,
+    name: str | None,
+    specialty: str | None,
+    title: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Practitioner], int]:
     query: Select[Any] = select(Practitioner).where(Practitioner.status == PractitionerStatus.active)
     if region_code or hospital_id or department_id:
         filed = select(PractitionerFiling.practitioner_id).where(PractitionerFiling.revoked_at.is_(None))
@@ -360,7 +507,9 @@ async def search_practitioners(session: AsyncSession, *, region_code: str | None
             filed = filed.where(PractitionerFiling.department_id == department_id)
         if region_code:
             codes = await region_codes_within(session, region_code)
-            filed = filed.where(PractitionerFiling.hospital_id.in_(select(Hospital.id).where(Hospital.region_code.in_(codes))))
+            filed = filed.where(
+                PractitionerFiling.hospital_id.in_(select(Hospital.id).where(Hospital.region_code.in_(codes)))
+            )
         query = query.where(Practitioner.id.in_(filed))
     if name:
         query = query.where(Practitioner.name.contains(name))
@@ -371,24 +520,54 @@ async def search_practitioners(session: AsyncSession, *, region_code: str | None
     return await _page(session, query.order_by(Practitioner.name, Practitioner.id), limit, offset)
 
 
-async def names(session: AsyncSession, *, hospital_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
-                department_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
-                practitioner_ids: set[uuid.UUID] = frozenset()) -> dict[uuid.UUID, tuple[str, str | None]]:
+async def names(
+    session: AsyncSession,
+    *,
+    hospital_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+    department_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+    practitioner_ids: set[uuid.UUID] = frozenset(),
+) -> dict[uuid.UUID, tuple[str, str | None]]:
     """Display names (and a practitioner's title) for ids of any of the three kinds, in three queries."""
     out: dict[uuid.UUID, tuple[str, str | None]] = {}
     if hospital_ids:
-        out.update({i: (n, None) for i, n in (await session.execute(
-            select(Hospital.id, Hospital.name).where(Hospital.id.in_(hospital_ids)))).all()})
+        out.update(
+            {
+                i: (n, None)
+                for i, n in (
+                    await session.execute(select(Hospital.id, Hospital.name).where(Hospital.id.in_(hospital_ids)))
+                ).all()
+            }
+        )
     if department_ids:
-        out.update({i: (n, None) for i, n in (await session.execute(
-            select(Department.id, Department.name).where(Department.id.in_(department_ids)))).all()})
+        out.update(
+            {
+                i: (n, None)
+                for i, n in (
+                    await session.execute(
+                        select(Department.id, Department.name).where(Department.id.in_(department_ids))
+                    )
+                ).all()
+            }
+        )
     if practitioner_ids:
-        out.update({i: (n, str(t)) for i, n, t in (await session.execute(
-            select(Practitioner.id, Practitioner.name, Practitioner.title).where(Practitioner.id.in_(practitioner_ids)))).all()})
+        out.update(
+            {
+                i: (n, str(t))
+                for i, n, t in (
+                    await session.execute(
+                        select(Practitioner.id, Practitioner.name, Practitioner.title).where(
+                            Practitioner.id.in_(practitioner_ids)
+                        )
+                    )
+                ).all()
+            }
+        )
     return out
 
 
 async def timezones(session: AsyncSession, hospital_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not hospital_ids:
         return {}
-    return dict((await session.execute(select(Hospital.id, Hospital.timezone).where(Hospital.id.in_(hospital_ids)))).all())
+    return dict(
+        (await session.execute(select(Hospital.id, Hospital.timezone).where(Hospital.id.in_(hospital_ids)))).all()
+    )

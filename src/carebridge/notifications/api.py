@@ -31,16 +31,20 @@ class MarkReadIn(Input):
 
 
 @router.get("/notifications", response_model=list[NotificationOut])
-async def list_notifications(unread: bool = False, limit: int = Query(50, ge=1, le=200),
-                             principal: Principal = Depends(current_principal),
-                             db: Database = Depends(get_db)) -> list[NotificationOut]:
+async def list_notifications(
+    unread: bool = False,
+    limit: int = Query(50, ge=1, le=200),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> list[NotificationOut]:
     async with db.read() as session:
         rows = await service.list_for(session, principal=principal, unread_only=unread, limit=limit)
     return [NotificationOut.model_validate(n) for n in rows]
 
 
 @router.post("/notifications/read", summary="Mark notifications read")
-async def mark_read(body: MarkReadIn, principal: Principal = Depends(current_principal),
-                    db: Database = Depends(get_db)) -> dict[str, int]:
+async def mark_read(
+    body: MarkReadIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> dict[str, int]:
     async with db.transaction() as session:
         return {"marked": await service.mark_read(session, principal=principal, notification_ids=body.ids)}

@@ -21,15 +21,27 @@ REASONS = {
 }
 
 _MESSAGES = {
-    "appointment.cancelled": ("appointment_cancelled", "预约已取消 Appointment cancelled",
-                              "您{date}的预约已取消（{reason}）。Your appointment on {date} was cancelled ({reason})."),
-    "waitlist.offered": ("waitlist_offer", "候补成功 A place is held for you",
-                         "候补的号源已为您保留至{until}，请尽快确认。A place is held for you until {until}: accept it to book."),
-    "booking.blocked": ("booking_blocked", "预约受限 Booking blocked",
-                        "因多次爽约，{until}前暂停在该院预约。Because of repeated no-shows, booking at this hospital is "
-                        "paused until {until}."),
-    "appointment.no_show": ("no_show", "爽约记录 Missed appointment",
-                            "您{date}的预约未按时签到，已记爽约一次。Your appointment on {date} was missed."),
+    "appointment.cancelled": (
+        "appointment_cancelled",
+        "预约已取消 Appointment cancelled",
+        "您{date}的预约已取消（{reason}）。Your appointment on {date} was cancelled ({reason}).",
+    ),
+    "waitlist.offered": (
+        "waitlist_offer",
+        "候补成功 A place is held for you",
+        "候补的号源已为您保留至{until}，请尽快确认。A place is held for you until {until}: accept it to book.",
+    ),
+    "booking.blocked": (
+        "booking_blocked",
+        "预约受限 Booking blocked",
+        "因多次爽约，{until}前暂停在该院预约。Because of repeated no-shows, booking at this hospital is "
+        "paused until {until}.",
+    ),
+    "appointment.no_show": (
+        "no_show",
+        "爽约记录 Missed appointment",
+        "您{date}的预约未按时签到，已记爽约一次。Your appointment on {date} was missed.",
+    ),
 }
 
 
@@ -39,12 +51,25 @@ async def notify_patient_accounts(session: AsyncSession, event: Event) -> None:
     reason = REASONS.get(data.get("reason", ""), data.get("reason", ""))
     if event.type == "appointment.cancelled" and data.get("cancelled_by") == "patient":
         return  # the patient did it themselves
-    body = template.format(date=data.get("service_date", ""), reason=reason or "",
-                           until=data.get("hold_expires_at") or data.get("ends_on") or "")
+    body = template.format(
+        date=data.get("service_date", ""),
+        reason=reason or "",
+        until=data.get("hold_expires_at") or data.get("ends_on") or "",
+    )
     for user_id in await patients.account_ids_for(session, uuid.UUID(data["patient_id"])):
-        notify(session, user_id=user_id, kind=kind, title=title, body=body, source_event_id=event.id,
-               data={k: data[k] for k in ("appointment_id", "schedule_id", "slot_id", "waitlist_entry_id", "ends_on")
-                     if k in data})
+        notify(
+            session,
+            user_id=user_id,
+            kind=kind,
+            title=title,
+            body=body,
+            source_event_id=event.id,
+            data={
+                k: data[k]
+                for k in ("appointment_id", "schedule_id", "slot_id", "waitlist_entry_id", "ends_on")
+                if k in data
+            },
+        )
 
 
 def subscribe(bus: MemoryBus, app: Any) -> None:

@@ -51,13 +51,21 @@ def _present(patient: Patient, *, unmasked: bool, relation: Relation | None = No
 
 def _audit_read(session: AsyncSession, principal: Principal, patient_ids: Iterable[uuid.UUID], purpose: str) -> None:
     for pid in patient_ids:
-        audit.record(session, action="patient.personal_data.read", subject_type="patient", subject_id=pid,
-                     actor_user_id=principal.user_id, actor_role=principal.role.value, hospital_id=principal.hospital_id,
-                     detail={"purpose": purpose})
+        audit.record(
+            session,
+            action="patient.personal_data.read",
+            subject_type="patient",
+            subject_id=pid,
+            actor_user_id=principal.user_id,
+            actor_role=principal.role.value,
+            hospital_id=principal.hospital_id,
+            detail={"purpose": purpose},
+        )
 
 
-async def add_patient(session: AsyncSession, *, principal: Principal, name: str, id_number: str, phone: str | None,
-                      relation: Relation) -> PatientOut:
+async def add_patient(
+    session: AsyncSession, *, principal: Principal, name: str, id_number: str, phone: str | None, relation: Relation
+) -> PatientOut:
     """Register a real-name patient for the caller (themselves or a family member).
 
     If the person is already registered (same ID number), the caller is linked to them, provided the name
@@ -74,12 +82,20 @@ async def add_patient(session: AsyncSession, *, principal: Principal, name: str,
         raise Conflict("self_exists", "this account already has its own real-name profile")
     if len(links) >= MAX_LINKED_PATIENTS:
         raise Conflict("limit_exceeded", f"an account manages at most {MAX_LINKED_PATIENTS} patients")
-    patient = await session.scalar(select(Patient).where(Patient.id_number_index == c.blind_index("id_number", normalised)))
+    patient = await session.scalar(
+        select(Patient).where(Patient.id_number_index == c.blind_index("id_number", normalised))
+    )
     if patient is None:
         patient = Patient(
-            region=region, name=name, id_number=normalised, id_number_index=c.blind_index("id_number", normalised),
-            phone=phone, phone_index=c.blind_index("phone", phone) if phone else None, key_version=c.current_version,
-            birth_date=birth, sex=sex,
+            region=region,
+            name=name,
+            id_number=normalised,
+            id_number_index=c.blind_index("id_number", normalised),
+            phone=phone,
+            phone_index=c.blind_index("phone", phone) if phone else None,
+            key_version=c.current_version,
+            birth_date=birth,
+            sex=sex,
         )
         session.add(patient)
         await session.flush()
@@ -94,16 +110,22 @@ async def add_patient(session: AsyncSession, *, principal: Principal, name: str,
 
 
 async def my_patients(session: AsyncSession, *, principal: Principal) -> list[PatientOut]:
-    rows = (await session.execute(
-        select(Patient, PatientLink.relation).join(PatientLink, PatientLink.patient_id == Patient.id)
-        .where(PatientLink.user_id == principal.user_id).order_by(PatientLink.created_at))).all()
+    rows = (
+        await session.execute(
+            select(Patient, PatientLink.relation)
+            .join(PatientLink, PatientLink.patient_id == Patient.id)
+            .where(PatientLink.user_id == principal.user_id)
+            .order_by(PatientLink.created_at)
+        )
+    ).all()
     _audit_read(session, principal, [p.id for p, _ in rows], "own_profiles")
     return [_present(p, unmasked=True, relation=rel) for p, rel in rows]
 
 
 async def linked_relation(session: AsyncSession, *, user_id: uuid.UUID, patient_id: uuid.UUID) -> Relation | None:
-    return await session.scalar(select(PatientLink.relation).where(
-        PatientLink.user_id == user_id, PatientLink.patient_id == patient_id))
+    return await session.scalar(
+        select(PatientLink.relation).where(PatientLink.user_id == user_id, PatientLink.patient_id == patient_id)
+    )
 
 
 async def linked_patient_ids(session: AsyncSession, *, user_id: uuid.UUID) -> list[uuid.UUID]:
@@ -114,18 +136,24 @@ async def require_linked(session: AsyncSession, *, principal: Principal, patient
     """The patient, if the caller's account may act for them; 404 otherwise (no hint that they exist)."""
     row = None
     if principal.role == Role.patient:
-        row = (await session.execute(
-            select(Patient.id, Patient.region, Patient.birth_date, Patient.sex)
-            .join(PatientLink, PatientLink.patient_id == Patient.id)
-            .where(PatientLink.user_id == principal.user_id, PatientLink.patient_id == patient_id))).first()
+        row = (
+            await session.execute(
+                select(Patient.id, Patient.region, Patient.birth_date, Patient.sex)
+                .join(PatientLink, PatientLink.patient_id == Patient.id)
+                .where(PatientLink.user_id == principal.user_id, PatientLink.patient_id == patient_id)
+            )
+        ).first()
     if row is None:
         raise not_found("patient", patient_id)
     return PatientFacts(id=row[0], region=row[1], birth_date=row[2], sex=str(row[3]))
 
 
 async def facts(session: AsyncSession, patient_id: uuid.UUID) -> PatientFacts:
-    row = (await session.execute(select(Patient.id, Patient.region, Patient.birth_date, Patient.sex)
-                                 .where(Patient.id == patient_id))).first()
+    row = (
+        await session.execute(
+            select(Patient.id, Patient.region, Patient.birth_date, Patient.sex).where(Patient.id == patient_id)
+        )
+    ).first()
     if row is None:
         raise not_found("patient", patient_id)
     return PatientFacts(id=row[0], region=row[1], birth_date=row[2], sex=str(row[3]))
@@ -141,8 +169,9 @@ async def get_patient(session: AsyncSession, *, principal: Principal, patient_id
     return _present(patient, unmasked=True, relation=relation)
 
 
-async def update_patient(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID,
-                         phone: str | None) -> PatientOut:
+async def update_patient(
+    session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, phone: str | None
+) -> PatientOut:
     relation = await linked_relation(session, user_id=principal.user_id, patient_id=patient_id)
     if relation is None:
         raise not_found("patient", patient_id)
@@ -162,12 +191,14 @@ async def unlink_patient(session: AsyncSession, *, principal: Principal, patient
         raise not_found("patient", patient_id)
     if relation == Relation.self:
         raise Forbidden("cannot_unlink_self", "an account keeps its own real-name profile")
-    await session.execute(delete(PatientLink).where(PatientLink.user_id == principal.user_id,
-                                                    PatientLink.patient_id == patient_id))
+    await session.execute(
+        delete(PatientLink).where(PatientLink.user_id == principal.user_id, PatientLink.patient_id == patient_id)
+    )
 
 
-async def describe(session: AsyncSession, *, principal: Principal, patient_ids: Iterable[uuid.UUID],
-                   purpose: str) -> dict[uuid.UUID, PatientOut]:
+async def describe(
+    session: AsyncSession, *, principal: Principal, patient_ids: Iterable[uuid.UUID], purpose: str
+) -> dict[uuid.UUID, PatientOut]:
     """Patients as this caller may see them: unmasked if linked to the caller, masked otherwise.
 
     The caller's right to see the patients at all is the calling domain's rule (e.g. scheduling shows a
@@ -178,8 +209,15 @@ async def describe(session: AsyncSession, *, principal: Principal, patient_ids: 
     patients = (await session.scalars(select(Patient).where(Patient.id.in_(ids)))).all()
     linked: dict[uuid.UUID, Relation] = {}
     if principal.role == Role.patient:
-        linked = dict((await session.execute(select(PatientLink.patient_id, PatientLink.relation).where(
-            PatientLink.user_id == principal.user_id, PatientLink.patient_id.in_(ids)))).all())
+        linked = dict(
+            (
+                await session.execute(
+                    select(PatientLink.patient_id, PatientLink.relation).where(
+                        PatientLink.user_id == principal.user_id, PatientLink.patient_id.in_(ids)
+                    )
+                )
+            ).all()
+        )
     _audit_read(session, principal, [p.id for p in patients if p.id in linked], purpose)
     return {p.id: _present(p, unmasked=p.id in linked, relation=linked.get(p.id)) for p in patients}
 
@@ -189,8 +227,9 @@ async def account_ids_for(session: AsyncSession, patient_id: uuid.UUID) -> list[
     return list((await session.scalars(select(PatientLink.user_id).where(PatientLink.patient_id == patient_id))).all())
 
 
-async def add_medical_card(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, hospital_id: uuid.UUID,
-                           card_number: str) -> MedicalCard:
+async def add_medical_card(
+    session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, hospital_id: uuid.UUID, card_number: str
+) -> MedicalCard:
     """Record a hospital's card number for a patient: the patient's own account, or that hospital's admin."""
     if principal.role == Role.patient:
         await require_linked(session, principal=principal, patient_id=patient_id)
@@ -198,12 +237,14 @@ async def add_medical_card(session: AsyncSession, *, principal: Principal, patie
         principal.require_role(Role.hospital_admin, Role.platform_admin)
         principal.require_hospital(hospital_id)
         await facts(session, patient_id)
-    taken = await session.scalar(select(MedicalCard).where(MedicalCard.hospital_id == hospital_id,
-                                                           MedicalCard.card_number == card_number))
+    taken = await session.scalar(
+        select(MedicalCard).where(MedicalCard.hospital_id == hospital_id, MedicalCard.card_number == card_number)
+    )
     if taken is not None:
         raise Conflict("card_number_taken", "this card number belongs to another patient at this hospital")
-    if await session.scalar(select(MedicalCard.id).where(MedicalCard.hospital_id == hospital_id,
-                                                         MedicalCard.patient_id == patient_id)):
+    if await session.scalar(
+        select(MedicalCard.id).where(MedicalCard.hospital_id == hospital_id, MedicalCard.patient_id == patient_id)
+    ):
         raise Conflict("card_exists", "the patient already has a card at this hospital")
     card = MedicalCard(patient_id=patient_id, hospital_id=hospital_id, card_number=card_number)
     session.add(card)
@@ -216,19 +257,21 @@ async def medical_cards(session: AsyncSession, *, principal: Principal, patient_
     return list((await session.scalars(select(MedicalCard).where(MedicalCard.patient_id == patient_id))).all())
 
 
-async def find_by_id_number(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID,
-                            id_number: str) -> PatientOut:
+async def find_by_id_number(
+    session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, id_number: str
+) -> PatientOut:
     """Exact lookup by ID number for a hospital's staff (blind index), among that hospital's card holders."""
     principal.require_role(Role.hospital_admin, Role.platform_admin)
     principal.require_hospital(hospital_id)
     index = crypto.cipher().blind_index("id_number", id_number.strip().upper())
-    patient = await session.scalar(select(Patient).join(MedicalCard, MedicalCard.patient_id == Patient.id).where(
-        Patient.id_number_index == index, MedicalCard.hospital_id == hospital_id))
+    patient = await session.scalar(
+        select(Patient)
+        .join(MedicalCard, MedicalCard.patient_id == Patient.id)
+        .where(Patient.id_number_index == index, MedicalCard.hospital_id == hospital_id)
+    )
     if patient is None:
         raise not_found("patient", "with this ID number")
     return _present(patient, unmasked=False)
-
-
 
 
 async def count_patients(session: AsyncSession) -> int:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
@@ -45,22 +45,37 @@ def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
     start = date_from or clock.local_today(DEFAULT_ZONE)
     end = date_to or start + timedelta(days=13)
     if end < start or (end - start).days > MAX_RANGE_DAYS:
-        raise InvalidInput("bad_date_range", f"date_to must be within {MAX_RANGE_DAYS} days after date_from",
-                           details={"field": "date_to"})
+        raise InvalidInput(
+            "bad_date_range",
+            f"date_to must be within {MAX_RANGE_DAYS} days after date_from",
+            details={"field": "date_to"},
+        )
     return start, end
 
 
 @router.get("/schedules", response_model=list[ScheduleOut], summary="Open sessions with free platform places (public)")
-async def find_schedules(hospital_id: uuid.UUID | None = None, department_id: uuid.UUID | None = None,
-                         practitioner_id: uuid.UUID | None = None, date_from: date | None = None,
-                         date_to: date | None = None, db: Database = Depends(get_db)) -> list[ScheduleOut]:
+async def find_schedules(
+    hospital_id: uuid.UUID | None = None,
+    department_id: uuid.UUID | None = None,
+    practitioner_id: uuid.UUID | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    db: Database = Depends(get_db),
+) -> list[ScheduleOut]:
     if not (hospital_id or department_id or practitioner_id):
-        raise InvalidInput("filter_required", "give hospital_id, department_id or practitioner_id",
-                           details={"field": "hospital_id"})
+        raise InvalidInput(
+            "filter_required", "give hospital_id, department_id or practitioner_id", details={"field": "hospital_id"}
+        )
     start, end = _range(date_from, date_to)
     async with db.read() as session:
-        rows = await schedules.schedules_for(session, hospital_id=hospital_id, department_id=department_id,
-                                             practitioner_id=practitioner_id, date_from=start, date_to=end)
+        rows = await schedules.schedules_for(
+            session,
+            hospital_id=hospital_id,
+            department_id=department_id,
+            practitioner_id=practitioner_id,
+            date_from=start,
+            date_to=end,
+        )
         pools = await schedules.pools_by_schedule(session, [s.id for s in rows])
         return await schedules_out(session, rows, pools, None, channels=booking.PATIENT_CHANNELS, tz={})
 
@@ -72,39 +87,70 @@ async def get_schedule(schedule_id: uuid.UUID, db: Database = Depends(get_db)) -
         hospital = await directory.get_hospital(session, schedule.hospital_id)
         pools = await schedules.pools_by_schedule(session, [schedule_id])
         slots = {schedule_id: await schedules.slots_of(session, schedule_id)}
-        return (await schedules_out(session, [schedule], pools, slots, channels=booking.PATIENT_CHANNELS,
-                                    tz={hospital.id: hospital.timezone}))[0]
+        return (
+            await schedules_out(
+                session,
+                [schedule],
+                pools,
+                slots,
+                channels=booking.PATIENT_CHANNELS,
+                tz={hospital.id: hospital.timezone},
+            )
+        )[0]
 
 
-@router.post("/appointments", response_model=AppointmentOut, status_code=201,
-             summary="Book a slot (send an Idempotency-Key to make retries safe)")
-async def book(body: BookIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db),
-               idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
+@router.post(
+    "/appointments",
+    response_model=AppointmentOut,
+    status_code=201,
+    summary="Book a slot (send an Idempotency-Key to make retries safe)",
+)
+async def book(
+    body: BookIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
     operation = "appointment.book"
     digest = idempotency.request_hash(body.model_dump(mode="json"))
     async with db.read() as session:  # cheap checks first: a replay, or a sold-out pool, costs no write
-        if key and (stored := await idempotency.replay(session, user_id=principal.user_id, key=key,
-                                                       operation=operation, payload_hash=digest)):
+        if key and (
+            stored := await idempotency.replay(
+                session, user_id=principal.user_id, key=key, operation=operation, payload_hash=digest
+            )
+        ):
             return JSONResponse(stored.response, status_code=stored.status_code)
         if await booking.pool_is_full(session, body.slot_id, body.channel):
-            raise Conflict("slot_full", "no places left in this slot",
-                           details={"slot_id": str(body.slot_id), "channel": body.channel})
+            raise Conflict(
+                "slot_full",
+                "no places left in this slot",
+                details={"slot_id": str(body.slot_id), "channel": body.channel},
+            )
     try:
         async with db.transaction() as session:
-            appt = await booking.book(session, principal=principal, patient_id=body.patient_id, slot_id=body.slot_id,
-                                      channel=body.channel)
+            appt = await booking.book(
+                session, principal=principal, patient_id=body.patient_id, slot_id=body.slot_id, channel=body.channel
+            )
             answer = (await appointments_out(session, principal, [appt], purpose="booking"))[0].model_dump(mode="json")
             if key:
-                idempotency.remember(session, user_id=principal.user_id, key=key, operation=operation,
-                                     payload_hash=digest, status_code=201, response=answer)
+                idempotency.remember(
+                    session,
+                    user_id=principal.user_id,
+                    key=key,
+                    operation=operation,
+                    payload_hash=digest,
+                    status_code=201,
+                    response=answer,
+                )
     except (IntegrityError, DomainError) as exc:
         # A concurrent request with the same Idempotency-Key may have won (its booking is why this one found
         # the session taken): answer as it did.
         if key:
             async with db.read() as session:
-                stored = await idempotency.replay(session, user_id=principal.user_id, key=key, operation=operation,
-                                                  payload_hash=digest)
+                stored = await idempotency.replay(
+                    session, user_id=principal.user_id, key=key, operation=operation, payload_hash=digest
+                )
             if stored:
                 return JSONResponse(stored.response, status_code=stored.status_code)
         if isinstance(exc, IntegrityError):
@@ -114,18 +160,23 @@ async def book(body: BookIn, principal: Principal = Depends(current_principal), 
 
 
 @router.get("/appointments", response_model=list[AppointmentOut], summary="Your (and your family's) appointments")
-async def my_appointments(patient_id: uuid.UUID | None = None, include_past: bool = False,
-                          principal: Principal = Depends(require(Role.patient)),
-                          db: Database = Depends(get_db)) -> list[AppointmentOut]:
+async def my_appointments(
+    patient_id: uuid.UUID | None = None,
+    include_past: bool = False,
+    principal: Principal = Depends(require(Role.patient)),
+    db: Database = Depends(get_db),
+) -> list[AppointmentOut]:
     async with db.transaction() as session:
-        rows = await booking.my_appointments(session, principal=principal, patient_id=patient_id,
-                                             include_past=include_past)
+        rows = await booking.my_appointments(
+            session, principal=principal, patient_id=patient_id, include_past=include_past
+        )
         return await appointments_out(session, principal, rows, purpose="own_appointments")
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut)
-async def get_appointment(appointment_id: uuid.UUID, principal: Principal = Depends(current_principal),
-                          db: Database = Depends(get_db)) -> AppointmentOut:
+async def get_appointment(
+    appointment_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppointmentOut:
     async with db.transaction() as session:
         appt = await booking.authorised_appointment(session, principal=principal, appointment_id=appointment_id)
         return (await appointments_out(session, principal, [appt], purpose="appointment"))[0]
@@ -138,15 +189,26 @@ async def _act(db: Database, principal: Principal, action, **kwargs) -> Appointm
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentOut)
-async def cancel(appointment_id: uuid.UUID, body: CancelIn, principal: Principal = Depends(current_principal),
-                 db: Database = Depends(get_db)) -> AppointmentOut:
+async def cancel(
+    appointment_id: uuid.UUID,
+    body: CancelIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> AppointmentOut:
     return await _act(db, principal, booking.cancel, appointment_id=appointment_id, reason=body.reason)
 
 
-@router.post("/appointments/{appointment_id}/reschedule", response_model=AppointmentOut,
-             summary="Move to another slot: all or nothing")
-async def reschedule(appointment_id: uuid.UUID, body: RescheduleIn, principal: Principal = Depends(current_principal),
-                     db: Database = Depends(get_db)) -> AppointmentOut:
+@router.post(
+    "/appointments/{appointment_id}/reschedule",
+    response_model=AppointmentOut,
+    summary="Move to another slot: all or nothing",
+)
+async def reschedule(
+    appointment_id: uuid.UUID,
+    body: RescheduleIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> AppointmentOut:
     try:
         return await _act(db, principal, booking.reschedule, appointment_id=appointment_id, new_slot_id=body.slot_id)
     except IntegrityError:
@@ -154,14 +216,16 @@ async def reschedule(appointment_id: uuid.UUID, body: RescheduleIn, principal: P
 
 
 @router.post("/appointments/{appointment_id}/check-in", response_model=AppointmentOut)
-async def check_in(appointment_id: uuid.UUID, principal: Principal = Depends(current_principal),
-                   db: Database = Depends(get_db)) -> AppointmentOut:
+async def check_in(
+    appointment_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppointmentOut:
     return await _act(db, principal, visits.check_in, appointment_id=appointment_id)
 
 
 @router.post("/appointments/{appointment_id}/complete", response_model=AppointmentOut)
-async def complete(appointment_id: uuid.UUID, principal: Principal = Depends(current_principal),
-                   db: Database = Depends(get_db)) -> AppointmentOut:
+async def complete(
+    appointment_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppointmentOut:
     return await _act(db, principal, visits.complete, appointment_id=appointment_id)
 
 
@@ -173,14 +237,19 @@ async def _position(db: Database, principal: Principal, appointment_id: uuid.UUI
 
 
 @router.get("/appointments/{appointment_id}/queue", response_model=QueuePositionOut, summary="Your place in the queue")
-async def queue_position(appointment_id: uuid.UUID, principal: Principal = Depends(current_principal),
-                         db: Database = Depends(get_db)) -> QueuePositionOut:
+async def queue_position(
+    appointment_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> QueuePositionOut:
     return await _position(db, principal, appointment_id)
 
 
 @router.get("/appointments/{appointment_id}/queue/stream", summary="Your place in the queue, live (Server-Sent Events)")
-async def queue_stream(appointment_id: uuid.UUID, request: Request, principal: Principal = Depends(current_principal),
-                       db: Database = Depends(get_db)) -> StreamingResponse:
+async def queue_stream(
+    appointment_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> StreamingResponse:
     live.bind(asyncio.get_running_loop())
     first = await _position(db, principal, appointment_id)  # authorises before the stream starts
     first_version = live.version(first.schedule_id)
@@ -201,28 +270,45 @@ async def queue_stream(appointment_id: uuid.UUID, request: Request, principal: P
             seen = live.version(current.schedule_id)  # read before the position: a later change wakes us again
             current = await _position(db, principal, appointment_id)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
-@router.get("/schedules/{schedule_id}/queue", response_model=list[QueueEntryOut], summary="The session's queue (its doctor)")
-async def session_queue(schedule_id: uuid.UUID, principal: Principal = Depends(current_principal),
-                        db: Database = Depends(get_db)) -> list[QueueEntryOut]:
+@router.get(
+    "/schedules/{schedule_id}/queue", response_model=list[QueueEntryOut], summary="The session's queue (its doctor)"
+)
+async def session_queue(
+    schedule_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[QueueEntryOut]:
     async with db.read() as session:
         schedule = await schedules.get_schedule(session, schedule_id)
         await visits._require_treating(session, principal, schedule)
         entries = await queue_board.board(session, schedule_id)
-        people = await patients.describe(session, principal=principal, patient_ids=[e.patient_id for e in entries],
-                                         purpose="queue")
-    return [QueueEntryOut(appointment_id=e.appointment_id, number=e.number, state=str(e.state),
-                          patient_name=people[e.patient_id].name, checked_in_at=e.checked_in_at, called_at=e.called_at)
-            for e in entries]
+        people = await patients.describe(
+            session, principal=principal, patient_ids=[e.patient_id for e in entries], purpose="queue"
+        )
+    return [
+        QueueEntryOut(
+            appointment_id=e.appointment_id,
+            number=e.number,
+            state=str(e.state),
+            patient_name=people[e.patient_id].name,
+            checked_in_at=e.checked_in_at,
+            called_at=e.called_at,
+        )
+        for e in entries
+    ]
 
 
-@router.post("/schedules/{schedule_id}/queue/call-next", response_model=AppointmentOut | None,
-             summary="Finish the current patient and call the next number")
-async def call_next(schedule_id: uuid.UUID, principal: Principal = Depends(current_principal),
-                    db: Database = Depends(get_db)) -> AppointmentOut | None:
+@router.post(
+    "/schedules/{schedule_id}/queue/call-next",
+    response_model=AppointmentOut | None,
+    summary="Finish the current patient and call the next number",
+)
+async def call_next(
+    schedule_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppointmentOut | None:
     async with db.transaction() as session:
         appt = await visits.call_next(session, principal=principal, schedule_id=schedule_id)
         if appt is None:
@@ -231,46 +317,57 @@ async def call_next(schedule_id: uuid.UUID, principal: Principal = Depends(curre
 
 
 @router.get("/doctor/schedules", response_model=list[ScheduleOut], summary="The calling doctor's sessions")
-async def doctor_schedules(date_from: date | None = None, date_to: date | None = None,
-                           principal: Principal = Depends(require(Role.doctor)),
-                           db: Database = Depends(get_db)) -> list[ScheduleOut]:
+async def doctor_schedules(
+    date_from: date | None = None,
+    date_to: date | None = None,
+    principal: Principal = Depends(require(Role.doctor)),
+    db: Database = Depends(get_db),
+) -> list[ScheduleOut]:
     start, end = _range(date_from, date_to)
     async with db.read() as session:
-        rows = await schedules.schedules_for(session, practitioner_id=principal.practitioner_id,
-                                             hospital_id=principal.hospital_id, date_from=start, date_to=end)
+        rows = await schedules.schedules_for(
+            session,
+            practitioner_id=principal.practitioner_id,
+            hospital_id=principal.hospital_id,
+            date_from=start,
+            date_to=end,
+        )
         pools = await schedules.pools_by_schedule(session, [s.id for s in rows])
         return await schedules_out(session, rows, pools, None, channels=None, tz={})
 
 
 @router.post("/waitlist", response_model=WaitlistOut, status_code=201, summary="Wait for a place in a full session")
-async def join_waitlist(body: WaitlistIn, principal: Principal = Depends(require(Role.patient)),
-                        db: Database = Depends(get_db)) -> WaitlistOut:
+async def join_waitlist(
+    body: WaitlistIn, principal: Principal = Depends(require(Role.patient)), db: Database = Depends(get_db)
+) -> WaitlistOut:
     try:
         async with db.transaction() as session:
-            entry = await waitlist_actions.join(session, principal=principal, patient_id=body.patient_id,
-                                                schedule_id=body.schedule_id)
+            entry = await waitlist_actions.join(
+                session, principal=principal, patient_id=body.patient_id, schedule_id=body.schedule_id
+            )
     except IntegrityError:
         raise Conflict("already_waiting", "the patient is already on this waitlist") from None
     return WaitlistOut.model_validate(entry)
 
 
 @router.get("/waitlist", response_model=list[WaitlistOut])
-async def my_waitlist(principal: Principal = Depends(require(Role.patient)),
-                      db: Database = Depends(get_db)) -> list[WaitlistOut]:
+async def my_waitlist(
+    principal: Principal = Depends(require(Role.patient)), db: Database = Depends(get_db)
+) -> list[WaitlistOut]:
     async with db.read() as session:
         return [WaitlistOut.model_validate(e) for e in await waitlist_actions.my_entries(session, principal=principal)]
 
 
 @router.post("/waitlist/{entry_id}/accept", response_model=AppointmentOut, status_code=201)
-async def accept_offer(entry_id: uuid.UUID, principal: Principal = Depends(require(Role.patient)),
-                       db: Database = Depends(get_db)) -> AppointmentOut:
+async def accept_offer(
+    entry_id: uuid.UUID, principal: Principal = Depends(require(Role.patient)), db: Database = Depends(get_db)
+) -> AppointmentOut:
     return await _act(db, principal, waitlist_actions.accept, entry_id=entry_id)
 
 
 @router.post("/waitlist/{entry_id}/leave", response_model=WaitlistOut)
-async def leave_waitlist(entry_id: uuid.UUID, principal: Principal = Depends(require(Role.patient)),
-                         db: Database = Depends(get_db)) -> WaitlistOut:
+async def leave_waitlist(
+    entry_id: uuid.UUID, principal: Principal = Depends(require(Role.patient)), db: Database = Depends(get_db)
+) -> WaitlistOut:
     async with db.transaction() as session:
         return WaitlistOut.model_validate(await waitlist_actions.leave(session, principal=principal, entry_id=entry_id))
-
-

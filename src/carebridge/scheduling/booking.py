@@ -40,27 +40,52 @@ COUNTER_CHANNELS = {"onsite"}
 
 
 def appointment_data(appt: Appointment, **extra: object) -> dict[str, object]:
-    return {"appointment_id": appt.id, "patient_id": appt.patient_id, "practitioner_id": appt.practitioner_id,
-            "department_id": appt.department_id, "schedule_id": appt.schedule_id, "slot_id": appt.slot_id,
-            "channel": appt.channel, "service_date": appt.service_date, "starts_at": appt.starts_at,
-            "fee_fen": appt.fee_fen, **extra}
+    return {
+        "appointment_id": appt.id,
+        "patient_id": appt.patient_id,
+        "practitioner_id": appt.practitioner_id,
+        "department_id": appt.department_id,
+        "schedule_id": appt.schedule_id,
+        "slot_id": appt.slot_id,
+        "channel": appt.channel,
+        "service_date": appt.service_date,
+        "starts_at": appt.starts_at,
+        "fee_fen": appt.fee_fen,
+        **extra,
+    }
 
 
 def emit(session: AsyncSession, type_: str, appt: Appointment, actor: str, **extra: object) -> None:
-    append_event(session, type_, subject_type="appointment", subject_id=appt.id, hospital_id=appt.hospital_id,
-                 region=appt.region, actor=actor, data=appointment_data(appt, **extra))
+    append_event(
+        session,
+        type_,
+        subject_type="appointment",
+        subject_id=appt.id,
+        hospital_id=appt.hospital_id,
+        region=appt.region,
+        actor=actor,
+        data=appointment_data(appt, **extra),
+    )
 
 
 async def load_place(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> tuple[SlotPool, Schedule, Slot]:
-    row = (await session.execute(select(SlotPool, Schedule, Slot).join(Schedule, Schedule.id == SlotPool.schedule_id)
-                                 .join(Slot, Slot.id == SlotPool.slot_id)
-                                 .where(SlotPool.slot_id == slot_id, SlotPool.channel == channel))).first()
+    row = (
+        await session.execute(
+            select(SlotPool, Schedule, Slot)
+            .join(Schedule, Schedule.id == SlotPool.schedule_id)
+            .join(Slot, Slot.id == SlotPool.slot_id)
+            .where(SlotPool.slot_id == slot_id, SlotPool.channel == channel)
+        )
+    ).first()
     if row is None:
         exists = await session.scalar(select(SlotPool.id).where(SlotPool.slot_id == slot_id).limit(1))
         if exists is None:
             raise not_found("slot", slot_id)
-        raise Conflict("slot_full", f"this slot offers no places on the {channel} channel",
-                       details={"slot_id": str(slot_id), "channel": channel})
+        raise Conflict(
+            "slot_full",
+            f"this slot offers no places on the {channel} channel",
+            details={"slot_id": str(slot_id), "channel": channel},
+        )
     return row[0], row[1], row[2]
 
 
@@ -72,55 +97,85 @@ def check_window(schedule: Schedule, pool: SlotPool, rules: EffectiveRules, tz: 
         raise Conflict("booking_window_closed", "this slot has already started", details={"reason": "started"})
     opens = clock.local_datetime(schedule.service_date - timedelta(days=rules.window_days), rules.opens_at, tz)
     if now < opens:
-        raise Conflict("booking_window_closed", "booking for this day has not opened yet",
-                       details={"reason": "not_open", "opens_at": opens.isoformat()})
+        raise Conflict(
+            "booking_window_closed",
+            "booking for this day has not opened yet",
+            details={"reason": "not_open", "opens_at": opens.isoformat()},
+        )
     local_now = clock.to_local(now, tz)
-    if rules.same_day_cutoff and local_now.date() == schedule.service_date and local_now.time() >= rules.same_day_cutoff:
-        raise Conflict("booking_window_closed", "same-day booking has closed",
-                       details={"reason": "same_day_cutoff", "cutoff": rules.same_day_cutoff.isoformat()})
+    if (
+        rules.same_day_cutoff
+        and local_now.date() == schedule.service_date
+        and local_now.time() >= rules.same_day_cutoff
+    ):
+        raise Conflict(
+            "booking_window_closed",
+            "same-day booking has closed",
+            details={"reason": "same_day_cutoff", "cutoff": rules.same_day_cutoff.isoformat()},
+        )
 
 
 async def serialise_patient(session: AsyncSession, patient_id: uuid.UUID) -> None:
     """Bump the patient's booking-state row (insert on first use): concurrent bookings of one patient queue here."""
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(PatientBookingState).values(patient_id=patient_id, version=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[PatientBookingState.patient_id],
-                                      set_={"version": PatientBookingState.version + 1})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[PatientBookingState.patient_id], set_={"version": PatientBookingState.version + 1}
+    )
     await session.execute(stmt)
 
 
-async def check_limits(session: AsyncSession, *, rules: EffectiveRules, patient_id: uuid.UUID, schedule: Schedule) -> None:
+async def check_limits(
+    session: AsyncSession, *, rules: EffectiveRules, patient_id: uuid.UUID, schedule: Schedule
+) -> None:
     active = Appointment.status.in_(ACTIVE_STATUSES)
     same_doctor_day = (Appointment.practitioner_id == schedule.practitioner_id) & (
-        Appointment.service_date == schedule.service_date)
-    row = (await session.execute(select(
-        func.count(),
-        func.coalesce(func.sum(case((Appointment.department_id == schedule.department_id, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((same_doctor_day, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((Appointment.schedule_id == schedule.id, 1), else_=0)), 0),
-    ).where(Appointment.patient_id == patient_id, Appointment.hospital_id == schedule.hospital_id, active))).one()
+        Appointment.service_date == schedule.service_date
+    )
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((Appointment.department_id == schedule.department_id, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((same_doctor_day, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((Appointment.schedule_id == schedule.id, 1), else_=0)), 0),
+            ).where(Appointment.patient_id == patient_id, Appointment.hospital_id == schedule.hospital_id, active)
+        )
+    ).one()
     total, in_department, with_doctor_that_day, in_session = (int(v) for v in row)
     if in_session:
         raise Conflict("already_booked", "the patient already has a booking in this session")
-    for name, count, limit in (("max_per_practitioner_per_day", with_doctor_that_day, rules.max_per_practitioner_per_day),
-                               ("max_per_department", in_department, rules.max_per_department),
-                               ("max_total", total, rules.max_total)):
+    for name, count, limit in (
+        ("max_per_practitioner_per_day", with_doctor_that_day, rules.max_per_practitioner_per_day),
+        ("max_per_department", in_department, rules.max_per_department),
+        ("max_total", total, rules.max_total),
+    ):
         if count >= limit:
-            raise Conflict("limit_exceeded", f"booking limit reached ({name} = {limit})",
-                           details={"limit": name, "value": limit, "active": count})
+            raise Conflict(
+                "limit_exceeded",
+                f"booking limit reached ({name} = {limit})",
+                details={"limit": name, "value": limit, "active": count},
+            )
 
 
 async def take_place(session: AsyncSession, pool_id: uuid.UUID) -> bool:
-    result = await session.execute(update(SlotPool).where(SlotPool.id == pool_id,
-                                                          SlotPool.booked + SlotPool.held < SlotPool.capacity)
-                                   .values(booked=SlotPool.booked + 1))
+    result = await session.execute(
+        update(SlotPool)
+        .where(SlotPool.id == pool_id, SlotPool.booked + SlotPool.held < SlotPool.capacity)
+        .values(booked=SlotPool.booked + 1)
+    )
     return result.rowcount == 1
 
 
 async def pool_is_full(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> bool:
     """A read-only look, so a sold-out pool costs no write transaction. The write path re-checks."""
-    row = (await session.execute(select(SlotPool.capacity - SlotPool.booked - SlotPool.held)
-                                 .where(SlotPool.slot_id == slot_id, SlotPool.channel == channel))).first()
+    row = (
+        await session.execute(
+            select(SlotPool.capacity - SlotPool.booked - SlotPool.held).where(
+                SlotPool.slot_id == slot_id, SlotPool.channel == channel
+            )
+        )
+    ).first()
     return row is not None and row[0] <= 0
 
 
@@ -136,9 +191,16 @@ def _authorise_channel(principal: Principal, channel: str, schedule: Schedule) -
         raise Forbidden("role_not_allowed", "patients and hospital counters book appointments")
 
 
-async def book(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, slot_id: uuid.UUID,
-               channel: str = "platform", rescheduled_from: Appointment | None = None,
-               from_waitlist_pool: uuid.UUID | None = None) -> Appointment:
+async def book(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    channel: str = "platform",
+    rescheduled_from: Appointment | None = None,
+    from_waitlist_pool: uuid.UUID | None = None,
+) -> Appointment:
     """Book a place for a patient in a slot's channel pool.
 
     Raises 404 (slot or patient unknown to the caller), 403 ``booking_blocked`` / ``channel_not_allowed``,
@@ -154,8 +216,12 @@ async def book(session: AsyncSession, *, principal: Principal, patient_id: uuid.
     rules = await effective_rules(session, hospital_id=schedule.hospital_id, department_id=schedule.department_id)
     now = clock.now()
     check_window(schedule, pool, rules, hospital.timezone, now)
-    await credit.ensure_not_blocked(session, hospital_id=schedule.hospital_id, patient_id=patient_id,
-                                    today=clock.to_local(now, hospital.timezone).date())
+    await credit.ensure_not_blocked(
+        session,
+        hospital_id=schedule.hospital_id,
+        patient_id=patient_id,
+        today=clock.to_local(now, hospital.timezone).date(),
+    )
     await serialise_patient(session, patient_id)
     await check_limits(session, rules=rules, patient_id=patient_id, schedule=schedule)
     if from_waitlist_pool is not None:
@@ -163,13 +229,25 @@ async def book(session: AsyncSession, *, principal: Principal, patient_id: uuid.
     else:
         taken = await take_place(session, pool.id)
     if not taken:
-        raise Conflict("slot_full", "no places left in this slot", details={"slot_id": str(slot_id), "channel": channel})
+        raise Conflict(
+            "slot_full", "no places left in this slot", details={"slot_id": str(slot_id), "channel": channel}
+        )
     appt = Appointment(
-        hospital_id=schedule.hospital_id, region=facts.region, patient_id=patient_id,
-        booked_by_user_id=principal.user_id, schedule_id=schedule.id, slot_id=slot_id, pool_id=pool.id,
-        channel=channel, practitioner_id=schedule.practitioner_id, department_id=schedule.department_id,
-        service_date=schedule.service_date, starts_at=slot.starts_at, ends_at=slot.ends_at,
-        fee_fen=schedule.fee_fen, status=AppointmentStatus.booked,
+        hospital_id=schedule.hospital_id,
+        region=facts.region,
+        patient_id=patient_id,
+        booked_by_user_id=principal.user_id,
+        schedule_id=schedule.id,
+        slot_id=slot_id,
+        pool_id=pool.id,
+        channel=channel,
+        practitioner_id=schedule.practitioner_id,
+        department_id=schedule.department_id,
+        service_date=schedule.service_date,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        fee_fen=schedule.fee_fen,
+        status=AppointmentStatus.booked,
         rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
     )
     session.add(appt)
@@ -186,7 +264,9 @@ async def get_appointment(session: AsyncSession, appointment_id: uuid.UUID) -> A
     return appt
 
 
-async def authorised_appointment(session: AsyncSession, *, principal: Principal, appointment_id: uuid.UUID) -> Appointment:
+async def authorised_appointment(
+    session: AsyncSession, *, principal: Principal, appointment_id: uuid.UUID
+) -> Appointment:
     """The appointment, if the caller may act on it: a linked patient account, staff of its hospital."""
     appt = await get_appointment(session, appointment_id)
     if principal.role == Role.patient:
@@ -205,14 +285,18 @@ async def authorised_appointment(session: AsyncSession, *, principal: Principal,
 
 async def _mark_cancelled(session: AsyncSession, appt: Appointment, *, by: str, reason: str) -> None:
     now = clock.now()
-    result = await session.execute(update(Appointment).where(Appointment.id == appt.id,
-                                                             Appointment.status == AppointmentStatus.booked)
-                                   .values(status=AppointmentStatus.cancelled, cancelled_at=now, cancelled_by=by,
-                                           cancel_reason=reason))
+    result = await session.execute(
+        update(Appointment)
+        .where(Appointment.id == appt.id, Appointment.status == AppointmentStatus.booked)
+        .values(status=AppointmentStatus.cancelled, cancelled_at=now, cancelled_by=by, cancel_reason=reason)
+    )
     if result.rowcount != 1:
         await session.refresh(appt)
-        raise Conflict("not_cancellable", f"an appointment that is {appt.status} cannot be cancelled",
-                       details={"status": str(appt.status)})
+        raise Conflict(
+            "not_cancellable",
+            f"an appointment that is {appt.status} cannot be cancelled",
+            details={"status": str(appt.status)},
+        )
     await session.refresh(appt)
     await waitlist.release_place(session, pool_id=appt.pool_id, schedule_id=appt.schedule_id)
 
@@ -223,8 +307,11 @@ async def _check_deadline(session: AsyncSession, principal: Principal, appt: App
     rules = await effective_rules(session, hospital_id=appt.hospital_id, department_id=appt.department_id)
     deadline = appt.starts_at - timedelta(minutes=rules.cancel_deadline_minutes)
     if clock.now() > deadline:
-        raise Conflict("cancellation_deadline_passed", "it is too late to cancel or change this appointment",
-                       details={"deadline": deadline.isoformat()})
+        raise Conflict(
+            "cancellation_deadline_passed",
+            "it is too late to cancel or change this appointment",
+            details={"deadline": deadline.isoformat()},
+        )
 
 
 async def cancel(session: AsyncSession, *, principal: Principal, appointment_id: uuid.UUID, reason: str) -> Appointment:
@@ -233,8 +320,11 @@ async def cancel(session: AsyncSession, *, principal: Principal, appointment_id:
     Patients must cancel before the deadline (409 ``cancellation_deadline_passed``)."""
     appt = await authorised_appointment(session, principal=principal, appointment_id=appointment_id)
     if appt.status != AppointmentStatus.booked:
-        raise Conflict("not_cancellable", f"an appointment that is {appt.status} cannot be cancelled",
-                       details={"status": str(appt.status)})
+        raise Conflict(
+            "not_cancellable",
+            f"an appointment that is {appt.status} cannot be cancelled",
+            details={"status": str(appt.status)},
+        )
     await _check_deadline(session, principal, appt)
     by = "patient" if principal.role == Role.patient else "hospital"
     await _mark_cancelled(session, appt, by=by, reason=reason)
@@ -244,15 +334,20 @@ async def cancel(session: AsyncSession, *, principal: Principal, appointment_id:
 
 async def cancel_for_stopped_schedule(session: AsyncSession, *, appt: Appointment, reason: str, actor: str) -> None:
     """Cancel one appointment of a stopped session (pools were already emptied by the stop)."""
-    await session.execute(update(Appointment).where(Appointment.id == appt.id, Appointment.status.in_(ACTIVE_STATUSES))
-                          .values(status=AppointmentStatus.cancelled, cancelled_at=clock.now(), cancelled_by="hospital",
-                                  cancel_reason=reason))
+    await session.execute(
+        update(Appointment)
+        .where(Appointment.id == appt.id, Appointment.status.in_(ACTIVE_STATUSES))
+        .values(
+            status=AppointmentStatus.cancelled, cancelled_at=clock.now(), cancelled_by="hospital", cancel_reason=reason
+        )
+    )
     await session.refresh(appt)
     emit(session, "appointment.cancelled", appt, actor, reason=reason, cancelled_by="hospital")
 
 
-async def reschedule(session: AsyncSession, *, principal: Principal, appointment_id: uuid.UUID,
-                     new_slot_id: uuid.UUID) -> Appointment:
+async def reschedule(
+    session: AsyncSession, *, principal: Principal, appointment_id: uuid.UUID, new_slot_id: uuid.UUID
+) -> Appointment:
     """Move a booking to another slot, atomically: the new place is taken and the old released, or nothing
     changes. The same rules as booking apply to the new place, and the cancellation deadline to the old."""
     old = await authorised_appointment(session, principal=principal, appointment_id=appointment_id)
@@ -261,17 +356,32 @@ async def reschedule(session: AsyncSession, *, principal: Principal, appointment
     if old.slot_id == new_slot_id:
         raise InvalidInput("same_slot", "the appointment is already in this slot", details={"field": "slot_id"})
     await _check_deadline(session, principal, old)
-    await _mark_cancelled(session, old, by="patient" if principal.role == Role.patient else "hospital",
-                          reason="rescheduled")
-    new = await book(session, principal=principal, patient_id=old.patient_id, slot_id=new_slot_id,
-                     channel=old.channel, rescheduled_from=old)
-    emit(session, "appointment.rescheduled", new, principal.actor, previous_slot_id=old.slot_id,
-         previous_schedule_id=old.schedule_id, previous_starts_at=old.starts_at)
+    await _mark_cancelled(
+        session, old, by="patient" if principal.role == Role.patient else "hospital", reason="rescheduled"
+    )
+    new = await book(
+        session,
+        principal=principal,
+        patient_id=old.patient_id,
+        slot_id=new_slot_id,
+        channel=old.channel,
+        rescheduled_from=old,
+    )
+    emit(
+        session,
+        "appointment.rescheduled",
+        new,
+        principal.actor,
+        previous_slot_id=old.slot_id,
+        previous_schedule_id=old.schedule_id,
+        previous_starts_at=old.starts_at,
+    )
     return new
 
 
-async def my_appointments(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID | None,
-                          include_past: bool) -> list[Appointment]:
+async def my_appointments(
+    session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID | None, include_past: bool
+) -> list[Appointment]:
     linked = await patients.linked_patient_ids(session, user_id=principal.user_id)
     if patient_id is not None:
         if patient_id not in linked:

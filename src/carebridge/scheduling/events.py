@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +23,17 @@ async def project_queue(session: AsyncSession, event: Event) -> None:
     entry = await session.get(QueueEntry, appointment_id)
     if event.type == "appointment.checked_in":
         if entry is None:
-            session.add(QueueEntry(appointment_id=appointment_id, schedule_id=schedule_id, hospital_id=event.hospital_id,
-                                   patient_id=uuid.UUID(data["patient_id"]), number=data["queue_number"],
-                                   state=QueueState.waiting, checked_in_at=event.occurred_at))
+            session.add(
+                QueueEntry(
+                    appointment_id=appointment_id,
+                    schedule_id=schedule_id,
+                    hospital_id=event.hospital_id,
+                    patient_id=uuid.UUID(data["patient_id"]),
+                    number=data["queue_number"],
+                    state=QueueState.waiting,
+                    checked_in_at=event.occurred_at,
+                )
+            )
     elif entry is not None:
         if event.type == "queue.called":
             entry.state, entry.called_at = QueueState.called, event.occurred_at
@@ -38,12 +45,15 @@ async def project_queue(session: AsyncSession, event: Event) -> None:
 
 
 def subscribe(bus: MemoryBus, app: Any) -> None:
-    for pattern in ("appointment.checked_in", "queue.called", "appointment.completed", "appointment.cancelled",
-                    "appointment.no_show"):
+    for pattern in (
+        "appointment.checked_in",
+        "queue.called",
+        "appointment.completed",
+        "appointment.cancelled",
+        "appointment.no_show",
+    ):
         bus.subscribe(CONSUMER, pattern, project_queue)
     start_background(app)
-
-
 
 
 def start_background(app: Any) -> None:

@@ -23,22 +23,43 @@ from carebridge.scheduling.models import (
     WaitlistStatus,
 )
 
-PLACE_HOLDING = (AppointmentStatus.booked, AppointmentStatus.checked_in, AppointmentStatus.completed,
-                 AppointmentStatus.no_show)
+PLACE_HOLDING = (
+    AppointmentStatus.booked,
+    AppointmentStatus.checked_in,
+    AppointmentStatus.completed,
+    AppointmentStatus.no_show,
+)
 
 
 async def violations(session: AsyncSession) -> list[str]:
     out: list[str] = []
-    holding = (select(Appointment.pool_id, func.count().label("n"))
-               .where(Appointment.status.in_(PLACE_HOLDING)).group_by(Appointment.pool_id).subquery())
-    offered = (select(WaitlistEntry.offered_pool_id.label("pool_id"), func.count().label("n"))
-               .where(WaitlistEntry.status == WaitlistStatus.offered).group_by(WaitlistEntry.offered_pool_id).subquery())
+    holding = (
+        select(Appointment.pool_id, func.count().label("n"))
+        .where(Appointment.status.in_(PLACE_HOLDING))
+        .group_by(Appointment.pool_id)
+        .subquery()
+    )
+    offered = (
+        select(WaitlistEntry.offered_pool_id.label("pool_id"), func.count().label("n"))
+        .where(WaitlistEntry.status == WaitlistStatus.offered)
+        .group_by(WaitlistEntry.offered_pool_id)
+        .subquery()
+    )
     rows = await session.execute(
-        select(SlotPool.id, SlotPool.channel, SlotPool.capacity, SlotPool.booked, SlotPool.held,
-               func.coalesce(holding.c.n, 0), func.coalesce(offered.c.n, 0), Schedule.status)
+        select(
+            SlotPool.id,
+            SlotPool.channel,
+            SlotPool.capacity,
+            SlotPool.booked,
+            SlotPool.held,
+            func.coalesce(holding.c.n, 0),
+            func.coalesce(offered.c.n, 0),
+            Schedule.status,
+        )
         .join(Schedule, Schedule.id == SlotPool.schedule_id)
         .outerjoin(holding, holding.c.pool_id == SlotPool.id)
-        .outerjoin(offered, offered.c.pool_id == SlotPool.id))
+        .outerjoin(offered, offered.c.pool_id == SlotPool.id)
+    )
     for pool_id, channel, capacity, booked, held, appts, offers, status in rows:
         if status == ScheduleStatus.stopped:
             if booked or held:
@@ -51,8 +72,10 @@ async def violations(session: AsyncSession) -> list[str]:
         if booked + held > capacity:
             out.append(f"pool {pool_id} ({channel}): booked+held={booked + held} exceeds capacity={capacity}")
     stopped_active = await session.execute(
-        select(Appointment.id, Appointment.schedule_id).join(Schedule, Schedule.id == Appointment.schedule_id)
-        .where(and_(Schedule.status == ScheduleStatus.stopped, Appointment.status.in_(ACTIVE_STATUSES))))
+        select(Appointment.id, Appointment.schedule_id)
+        .join(Schedule, Schedule.id == Appointment.schedule_id)
+        .where(and_(Schedule.status == ScheduleStatus.stopped, Appointment.status.in_(ACTIVE_STATUSES)))
+    )
     for appt_id, schedule_id in stopped_active:
         out.append(f"appointment {appt_id} is active on stopped session {schedule_id}")
     return out

@@ -21,6 +21,7 @@ def bind(loop: asyncio.AbstractEventLoop) -> None:
 
 def changed(schedule_id: uuid.UUID) -> None:
     """Called after a queue projection commit (from any thread)."""
+
     def wake() -> None:
         _versions[schedule_id] += 1
         for event in list(_waiters.get(schedule_id, ())):
@@ -42,7 +43,7 @@ def version(schedule_id: uuid.UUID) -> int:
     return _versions.get(schedule_id, 0)
 
 
-async def wait_for_change(schedule_id: uuid.UUID, timeout: float, seen_version: int) -> None:
+async def wait_for_change(schedule_id: uuid.UUID, timeout: float, seen_version: int) -> None:  # noqa: ASYNC109
     """Wait until the schedule's board changes after ``seen_version`` (returns at once if it already has)."""
     if version(schedule_id) != seen_version:
         return

@@ -174,10 +174,21 @@ class BookingRule(IdMixin, Base):
     updated_by: Mapped[uuid.UUID | None]
 
     __table_args__ = (
-        Index("uq_booking_rules_hospital", "hospital_id", unique=True, postgresql_where=text("department_id IS NULL"),
-              sqlite_where=text("department_id IS NULL")),
-        Index("uq_booking_rules_department", "hospital_id", "department_id", unique=True,
-              postgresql_where=text("department_id IS NOT NULL"), sqlite_where=text("department_id IS NOT NULL")),
+        Index(
+            "uq_booking_rules_hospital",
+            "hospital_id",
+            unique=True,
+            postgresql_where=text("department_id IS NULL"),
+            sqlite_where=text("department_id IS NULL"),
+        ),
+        Index(
+            "uq_booking_rules_department",
+            "hospital_id",
+            "department_id",
+            unique=True,
+            postgresql_where=text("department_id IS NOT NULL"),
+            sqlite_where=text("department_id IS NOT NULL"),
+        ),
     )
 
 
@@ -212,8 +223,14 @@ class Appointment(IdMixin, Base):
 
     __table_args__ = (
         # One active booking per patient per session: the backstop for double booking under concurrency.
-        Index("uq_appointment_active_patient_schedule", "patient_id", "schedule_id", unique=True,
-              postgresql_where=text(_ACTIVE_SQL), sqlite_where=text(_ACTIVE_SQL)),
+        Index(
+            "uq_appointment_active_patient_schedule",
+            "patient_id",
+            "schedule_id",
+            unique=True,
+            postgresql_where=text(_ACTIVE_SQL),
+            sqlite_where=text(_ACTIVE_SQL),
+        ),
         Index("ix_appointment_patient", "patient_id", "status", "service_date"),
         Index("ix_appointment_pool_active", "pool_id", "status"),
         Index("ix_appointment_schedule", "schedule_id", "status"),
@@ -289,9 +306,14 @@ class WaitlistEntry(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     __table_args__ = (
-        Index("uq_waitlist_active", "schedule_id", "patient_id", unique=True,
-              postgresql_where=text("status IN ('waiting', 'offered')"),
-              sqlite_where=text("status IN ('waiting', 'offered')")),
+        Index(
+            "uq_waitlist_active",
+            "schedule_id",
+            "patient_id",
+            unique=True,
+            postgresql_where=text("status IN ('waiting', 'offered')"),
+            sqlite_where=text("status IN ('waiting', 'offered')"),
+        ),
         Index("ix_waitlist_schedule", "schedule_id", "status", "created_at"),
         Index("ix_waitlist_hold", "status", "hold_expires_at"),
     )

@@ -28,14 +28,23 @@ class Position:
 
 async def minutes_per_patient(session: AsyncSession, schedule_id: uuid.UUID) -> float:
     """Observed average consultation length in this session, else slot length divided by places per slot."""
-    done = (await session.execute(select(QueueEntry.called_at, QueueEntry.done_at).where(
-        QueueEntry.schedule_id == schedule_id, QueueEntry.state == QueueState.done,
-        QueueEntry.called_at.is_not(None), QueueEntry.done_at.is_not(None)))).all()
+    done = (
+        await session.execute(
+            select(QueueEntry.called_at, QueueEntry.done_at).where(
+                QueueEntry.schedule_id == schedule_id,
+                QueueEntry.state == QueueState.done,
+                QueueEntry.called_at.is_not(None),
+                QueueEntry.done_at.is_not(None),
+            )
+        )
+    ).all()
     if done:
         return max(1.0, sum((d - c).total_seconds() for c, d in done) / len(done) / 60)
     schedule = await session.get(Schedule, schedule_id)
     places = await session.scalar(select(func.sum(SlotPool.capacity)).where(SlotPool.schedule_id == schedule_id))
-    slots = await session.scalar(select(func.count(func.distinct(SlotPool.slot_id))).where(SlotPool.schedule_id == schedule_id))
+    slots = await session.scalar(
+        select(func.count(func.distinct(SlotPool.slot_id))).where(SlotPool.schedule_id == schedule_id)
+    )
     if schedule is None or not places or not slots:
         return DEFAULT_MINUTES_PER_PATIENT
     minutes = (schedule.ends_at - schedule.starts_at).total_seconds() / 60
@@ -43,8 +52,13 @@ async def minutes_per_patient(session: AsyncSession, schedule_id: uuid.UUID) -> 
 
 
 async def board(session: AsyncSession, schedule_id: uuid.UUID) -> list[QueueEntry]:
-    return list((await session.scalars(select(QueueEntry).where(QueueEntry.schedule_id == schedule_id)
-                                       .order_by(QueueEntry.number))).all())
+    return list(
+        (
+            await session.scalars(
+                select(QueueEntry).where(QueueEntry.schedule_id == schedule_id).order_by(QueueEntry.number)
+            )
+        ).all()
+    )
 
 
 async def position(session: AsyncSession, *, appointment_id: uuid.UUID, schedule_id: uuid.UUID) -> Position:

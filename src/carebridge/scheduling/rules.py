@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carebridge.auth.principal import Principal
 from carebridge.auth.models import Role
+from carebridge.auth.principal import Principal
 from carebridge.core import audit
 from carebridge.scheduling.models import BookingRule, NoShowPolicy
 
@@ -44,30 +44,45 @@ def _merge(base: EffectiveRules, row: BookingRule | None) -> EffectiveRules:
 
 
 async def effective_rules(session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID) -> EffectiveRules:
-    rows = (await session.scalars(select(BookingRule).where(
-        BookingRule.hospital_id == hospital_id,
-        or_(BookingRule.department_id.is_(None), BookingRule.department_id == department_id)))).all()
+    rows = (
+        await session.scalars(
+            select(BookingRule).where(
+                BookingRule.hospital_id == hospital_id,
+                or_(BookingRule.department_id.is_(None), BookingRule.department_id == department_id),
+            )
+        )
+    ).all()
     hospital_row = next((r for r in rows if r.department_id is None), None)
     department_row = next((r for r in rows if r.department_id is not None), None)
     return _merge(_merge(DEFAULT_RULES, hospital_row), department_row)
 
 
 async def rule_rows(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[BookingRule]:
-    rows = await session.scalars(select(BookingRule).where(BookingRule.hospital_id == hospital_id)
-                                 .order_by(BookingRule.department_id.is_not(None)))
+    rows = await session.scalars(
+        select(BookingRule)
+        .where(BookingRule.hospital_id == hospital_id)
+        .order_by(BookingRule.department_id.is_not(None))
+    )
     return list(rows.all())
 
 
-async def set_rules(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID,
-                    department_id: uuid.UUID | None, changes: dict[str, Any]) -> BookingRule:
+async def set_rules(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    hospital_id: uuid.UUID,
+    department_id: uuid.UUID | None,
+    changes: dict[str, Any],
+) -> BookingRule:
     """Create or change the hospital's rules (``department_id`` None) or a department's overrides.
 
     On a department row a field set to None means "inherit". Takes effect for the next booking."""
     principal.require_role(Role.hospital_admin, Role.platform_admin)
     principal.require_hospital(hospital_id)
     query = select(BookingRule).where(BookingRule.hospital_id == hospital_id)
-    query = query.where(BookingRule.department_id.is_(None) if department_id is None
-                        else BookingRule.department_id == department_id)
+    query = query.where(
+        BookingRule.department_id.is_(None) if department_id is None else BookingRule.department_id == department_id
+    )
     row = await session.scalar(query)
     if row is None:
         row = BookingRule(hospital_id=hospital_id, department_id=department_id)
@@ -77,10 +92,20 @@ async def set_rules(session: AsyncSession, *, principal: Principal, hospital_id:
         setattr(row, key, value)
     row.updated_by = principal.user_id
     await session.flush()
-    audit.record(session, action="booking_rules.changed", subject_type="booking_rules", subject_id=row.id,
-                 actor_user_id=principal.user_id, actor_role=principal.role.value, hospital_id=hospital_id,
-                 detail={"department_id": str(department_id) if department_id else None, "old": old,
-                         "new": {k: _jsonable(v) for k, v in changes.items()}})
+    audit.record(
+        session,
+        action="booking_rules.changed",
+        subject_type="booking_rules",
+        subject_id=row.id,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role.value,
+        hospital_id=hospital_id,
+        detail={
+            "department_id": str(department_id) if department_id else None,
+            "old": old,
+            "new": {k: _jsonable(v) for k, v in changes.items()},
+        },
+    )
     return row
 
 
@@ -93,8 +118,9 @@ async def no_show_policy(session: AsyncSession, *, hospital_id: uuid.UUID) -> No
     return policy or NoShowPolicy(hospital_id=hospital_id, enabled=True, threshold=3, window_days=90, block_days=90)
 
 
-async def set_no_show_policy(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID,
-                             changes: dict[str, Any]) -> NoShowPolicy:
+async def set_no_show_policy(
+    session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, changes: dict[str, Any]
+) -> NoShowPolicy:
     principal.require_role(Role.hospital_admin, Role.platform_admin)
     principal.require_hospital(hospital_id)
     policy = await session.get(NoShowPolicy, hospital_id)
@@ -104,7 +130,14 @@ async def set_no_show_policy(session: AsyncSession, *, principal: Principal, hos
     for key, value in changes.items():
         setattr(policy, key, value)
     await session.flush()
-    audit.record(session, action="no_show_policy.changed", subject_type="hospital", subject_id=hospital_id,
-                 actor_user_id=principal.user_id, actor_role=principal.role.value, hospital_id=hospital_id,
-                 detail={"new": changes})
+    audit.record(
+        session,
+        action="no_show_policy.changed",
+        subject_type="hospital",
+        subject_id=hospital_id,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role.value,
+        hospital_id=hospital_id,
+        detail={"new": changes},
+    )
     return policy

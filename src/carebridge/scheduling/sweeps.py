@@ -29,9 +29,17 @@ async def run_all(db: Database) -> dict[str, int]:
     released = 0
     async with db.read() as session:
         now = clock.now()
-        hospital_ids = (await session.scalars(select(Schedule.hospital_id).distinct().where(
-            Schedule.status == ScheduleStatus.open, Schedule.ends_at > now,
-            Schedule.starts_at < now + timedelta(days=15)))).all()
+        hospital_ids = (
+            await session.scalars(
+                select(Schedule.hospital_id)
+                .distinct()
+                .where(
+                    Schedule.status == ScheduleStatus.open,
+                    Schedule.ends_at > now,
+                    Schedule.starts_at < now + timedelta(days=15),
+                )
+            )
+        ).all()
     for hospital_id in hospital_ids:
         async with db.transaction() as session:
             released += await pools.release_unused(session, hospital_id=hospital_id)

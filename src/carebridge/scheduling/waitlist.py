@@ -22,9 +22,12 @@ def configure(hold_minutes: int) -> None:
 
 
 async def _first_waiting(session: AsyncSession, schedule_id: uuid.UUID) -> WaitlistEntry | None:
-    return await session.scalar(select(WaitlistEntry).where(WaitlistEntry.schedule_id == schedule_id,
-                                                            WaitlistEntry.status == WaitlistStatus.waiting)
-                                .order_by(WaitlistEntry.created_at, WaitlistEntry.id).limit(1))
+    return await session.scalar(
+        select(WaitlistEntry)
+        .where(WaitlistEntry.schedule_id == schedule_id, WaitlistEntry.status == WaitlistStatus.waiting)
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        .limit(1)
+    )
 
 
 async def _offer(session: AsyncSession, entry: WaitlistEntry, pool: SlotPool) -> None:
@@ -32,10 +35,21 @@ async def _offer(session: AsyncSession, entry: WaitlistEntry, pool: SlotPool) ->
     entry.offered_pool_id = pool.id
     entry.hold_expires_at = clock.now() + HOLD
     await session.flush()
-    append_event(session, "waitlist.offered", subject_type="waitlist_entry", subject_id=entry.id,
-                 hospital_id=entry.hospital_id, actor="system",
-                 data={"waitlist_entry_id": entry.id, "schedule_id": entry.schedule_id, "patient_id": entry.patient_id,
-                       "slot_id": pool.slot_id, "hold_expires_at": entry.hold_expires_at})
+    append_event(
+        session,
+        "waitlist.offered",
+        subject_type="waitlist_entry",
+        subject_id=entry.id,
+        hospital_id=entry.hospital_id,
+        actor="system",
+        data={
+            "waitlist_entry_id": entry.id,
+            "schedule_id": entry.schedule_id,
+            "patient_id": entry.patient_id,
+            "slot_id": pool.slot_id,
+            "hold_expires_at": entry.hold_expires_at,
+        },
+    )
 
 
 async def release_place(session: AsyncSession, *, pool_id: uuid.UUID, schedule_id: uuid.UUID) -> None:
@@ -53,20 +67,30 @@ async def release_place(session: AsyncSession, *, pool_id: uuid.UUID, schedule_i
 
 async def convert_hold(session: AsyncSession, *, pool_id: uuid.UUID) -> bool:
     """Turn a held place into a booked one (the offered patient accepted)."""
-    result = await session.execute(update(SlotPool).where(SlotPool.id == pool_id, SlotPool.held > 0)
-                                   .values(held=SlotPool.held - 1, booked=SlotPool.booked + 1))
+    result = await session.execute(
+        update(SlotPool)
+        .where(SlotPool.id == pool_id, SlotPool.held > 0)
+        .values(held=SlotPool.held - 1, booked=SlotPool.booked + 1)
+    )
     return result.rowcount == 1
 
 
 async def expire_offers(session: AsyncSession, *, limit: int = 500) -> int:
     """Expire unanswered offers; pass each held place to the next in line or back to the pool."""
     now = clock.now()
-    expired = (await session.scalars(select(WaitlistEntry).where(WaitlistEntry.status == WaitlistStatus.offered,
-                                                                 WaitlistEntry.hold_expires_at <= now).limit(limit))).all()
+    expired = (
+        await session.scalars(
+            select(WaitlistEntry)
+            .where(WaitlistEntry.status == WaitlistStatus.offered, WaitlistEntry.hold_expires_at <= now)
+            .limit(limit)
+        )
+    ).all()
     for entry in expired:
-        result = await session.execute(update(WaitlistEntry).where(WaitlistEntry.id == entry.id,
-                                                                   WaitlistEntry.status == WaitlistStatus.offered)
-                                       .values(status=WaitlistStatus.expired))
+        result = await session.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.id == entry.id, WaitlistEntry.status == WaitlistStatus.offered)
+            .values(status=WaitlistStatus.expired)
+        )
         if result.rowcount != 1 or entry.offered_pool_id is None:
             continue
         pool = await session.get(SlotPool, entry.offered_pool_id)
@@ -75,6 +99,7 @@ async def expire_offers(session: AsyncSession, *, limit: int = 500) -> int:
         if nxt is not None:
             await _offer(session, nxt, pool)  # the place stays held, now for the next patient
         else:
-            await session.execute(update(SlotPool).where(SlotPool.id == pool.id, SlotPool.held > 0)
-                                  .values(held=SlotPool.held - 1))
+            await session.execute(
+                update(SlotPool).where(SlotPool.id == pool.id, SlotPool.held > 0).values(held=SlotPool.held - 1)
+            )
     return len(expired)

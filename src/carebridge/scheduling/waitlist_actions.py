@@ -23,7 +23,9 @@ from carebridge.scheduling.models import (
 )
 
 
-async def join(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, schedule_id: uuid.UUID) -> WaitlistEntry:
+async def join(
+    session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, schedule_id: uuid.UUID
+) -> WaitlistEntry:
     """Wait for a place in a full session. 409 ``places_available`` if the platform pool still has places."""
     principal.require_role(Role.patient)
     await patients.require_linked(session, principal=principal, patient_id=patient_id)
@@ -32,21 +34,34 @@ async def join(session: AsyncSession, *, principal: Principal, patient_id: uuid.
         raise not_found("schedule", schedule_id)
     if schedule.status != ScheduleStatus.open or schedule.ends_at <= clock.now():
         raise Conflict("schedule_stopped", "this session is not open")
-    free = await session.scalar(select(func.coalesce(func.sum(SlotPool.capacity - SlotPool.booked - SlotPool.held), 0))
-                                .where(SlotPool.schedule_id == schedule_id, SlotPool.channel.in_(booking.PATIENT_CHANNELS),
-                                       SlotPool.starts_at > clock.now()))
+    free = await session.scalar(
+        select(func.coalesce(func.sum(SlotPool.capacity - SlotPool.booked - SlotPool.held), 0)).where(
+            SlotPool.schedule_id == schedule_id,
+            SlotPool.channel.in_(booking.PATIENT_CHANNELS),
+            SlotPool.starts_at > clock.now(),
+        )
+    )
     if int(free or 0) > 0:
         raise Conflict("places_available", "this session still has places: book one instead")
-    if await session.scalar(select(Appointment.id).where(Appointment.patient_id == patient_id,
-                                                         Appointment.schedule_id == schedule_id,
-                                                         Appointment.status.in_(("booked", "checked_in")))):
+    if await session.scalar(
+        select(Appointment.id).where(
+            Appointment.patient_id == patient_id,
+            Appointment.schedule_id == schedule_id,
+            Appointment.status.in_(("booked", "checked_in")),
+        )
+    ):
         raise Conflict("already_booked", "the patient already has a booking in this session")
-    if await session.scalar(select(WaitlistEntry.id).where(WaitlistEntry.patient_id == patient_id,
-                                                           WaitlistEntry.schedule_id == schedule_id,
-                                                           WaitlistEntry.status.in_(("waiting", "offered")))):
+    if await session.scalar(
+        select(WaitlistEntry.id).where(
+            WaitlistEntry.patient_id == patient_id,
+            WaitlistEntry.schedule_id == schedule_id,
+            WaitlistEntry.status.in_(("waiting", "offered")),
+        )
+    ):
         raise Conflict("already_waiting", "the patient is already on this waitlist")
-    entry = WaitlistEntry(hospital_id=schedule.hospital_id, schedule_id=schedule_id, patient_id=patient_id,
-                          user_id=principal.user_id)
+    entry = WaitlistEntry(
+        hospital_id=schedule.hospital_id, schedule_id=schedule_id, patient_id=patient_id, user_id=principal.user_id
+    )
     session.add(entry)
     await session.flush()
     return entry
@@ -54,8 +69,11 @@ async def join(session: AsyncSession, *, principal: Principal, patient_id: uuid.
 
 async def _own_entry(session: AsyncSession, principal: Principal, entry_id: uuid.UUID) -> WaitlistEntry:
     entry = await session.get(WaitlistEntry, entry_id)
-    if entry is None or principal.role != Role.patient or await patients.linked_relation(
-            session, user_id=principal.user_id, patient_id=entry.patient_id) is None:
+    if (
+        entry is None
+        or principal.role != Role.patient
+        or await patients.linked_relation(session, user_id=principal.user_id, patient_id=entry.patient_id) is None
+    ):
         raise not_found("waitlist_entry", entry_id)
     return entry
 
@@ -67,15 +85,23 @@ async def accept(session: AsyncSession, *, principal: Principal, entry_id: uuid.
         raise Conflict("no_offer", "there is no place on offer for this entry")
     if entry.hold_expires_at is not None and entry.hold_expires_at <= clock.now():
         raise Conflict("offer_expired", "the held place has been passed on")
-    claimed = await session.execute(update(WaitlistEntry).where(WaitlistEntry.id == entry.id,
-                                                                WaitlistEntry.status == WaitlistStatus.offered)
-                                    .values(status=WaitlistStatus.booked))
+    claimed = await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry.id, WaitlistEntry.status == WaitlistStatus.offered)
+        .values(status=WaitlistStatus.booked)
+    )
     if claimed.rowcount != 1:
         raise Conflict("no_offer", "there is no place on offer for this entry")
     pool = await session.get(SlotPool, entry.offered_pool_id)
     assert pool is not None
-    appt = await booking.book(session, principal=principal, patient_id=entry.patient_id, slot_id=pool.slot_id,
-                              channel=pool.channel, from_waitlist_pool=pool.id)
+    appt = await booking.book(
+        session,
+        principal=principal,
+        patient_id=entry.patient_id,
+        slot_id=pool.slot_id,
+        channel=pool.channel,
+        from_waitlist_pool=pool.id,
+    )
     entry.appointment_id = appt.id
     return appt
 
@@ -98,5 +124,13 @@ async def leave(session: AsyncSession, *, principal: Principal, entry_id: uuid.U
 
 async def my_entries(session: AsyncSession, *, principal: Principal) -> list[WaitlistEntry]:
     ids = await patients.linked_patient_ids(session, user_id=principal.user_id)
-    return list((await session.scalars(select(WaitlistEntry).where(WaitlistEntry.patient_id.in_(ids))
-                                       .order_by(WaitlistEntry.created_at.desc()).limit(100))).all())
+    return list(
+        (
+            await session.scalars(
+                select(WaitlistEntry)
+                .where(WaitlistEntry.patient_id.in_(ids))
+                .order_by(WaitlistEntry.created_at.desc())
+                .limit(100)
+            )
+        ).all()
+    )

@@ -35,8 +35,9 @@ def static_url(name: str) -> str:
 class CachedStaticFiles(StaticFiles):
     """StaticFiles with Cache-Control and nosniff on every answer (304s included)."""
 
-    def file_response(self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope,
-                      status_code: int = 200) -> Response:
+    def file_response(
+        self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
         versioned = b"v=" in scope.get("query_string", b"")
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = IMMUTABLE if versioned else REVALIDATE

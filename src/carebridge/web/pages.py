@@ -27,20 +27,32 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["static_url"] = static_url
 
 ROLE_HOME = {Role.patient: "/patient", Role.hospital_admin: "/admin", Role.doctor: "/doctor"}
-ROLE_LABEL = {Role.patient: "患者 Patient", Role.doctor: "医生 Doctor", Role.pharmacist: "药师 Pharmacist",
-              Role.hospital_admin: "医院管理员 Hospital admin", Role.regulator: "监管 Regulator",
-              Role.platform_admin: "平台管理员 Platform admin"}
+ROLE_LABEL = {
+    Role.patient: "患者 Patient",
+    Role.doctor: "医生 Doctor",
+    Role.pharmacist: "药师 Pharmacist",
+    Role.hospital_admin: "医院管理员 Hospital admin",
+    Role.regulator: "监管 Regulator",
+    Role.platform_admin: "平台管理员 Platform admin",
+}
 NAV = {
-    Role.patient: [("/patient", "预约挂号", "Book"), ("/patient/appointments", "我的预约", "My appointments"),
-                   ("/patient/notifications", "消息", "Messages")],
-    Role.hospital_admin: [("/admin", "排班", "Schedules"), ("/admin/templates", "模板", "Templates"),
-                          ("/admin/rules", "规则", "Rules"), ("/admin/no-shows", "爽约", "No-shows")],
+    Role.patient: [
+        ("/patient", "预约挂号", "Book"),
+        ("/patient/appointments", "我的预约", "My appointments"),
+        ("/patient/notifications", "消息", "Messages"),
+    ],
+    Role.hospital_admin: [
+        ("/admin", "排班", "Schedules"),
+        ("/admin/templates", "模板", "Templates"),
+        ("/admin/rules", "规则", "Rules"),
+        ("/admin/no-shows", "爽约", "No-shows"),
+    ],
     Role.doctor: [("/doctor", "今日出诊", "Today")],
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -48,16 +60,27 @@ SECURITY_HEADERS = {
 }
 
 
-def render(request: Request, template: str, *, principal: Principal | None, page: str, status_code: int = 200,
-           **context: Any) -> Response:
+def render(
+    request: Request, template: str, *, principal: Principal | None, page: str, status_code: int = 200, **context: Any
+) -> Response:
     nav = NAV.get(principal.role, []) if principal else []
     path = request.url.path
     active = max((href for href, _zh, _en in nav if path == href or path.startswith(href + "/")), key=len, default=None)
-    response = templates.TemplateResponse(request, template, {
-        "principal": principal, "page": page, "nav": nav, "active": active,
-        "role_label": ROLE_LABEL.get(principal.role) if principal else None,
-        "home": ROLE_HOME.get(principal.role, "/") if principal else "/", "now": clock.now().isoformat(), **context,
-    }, status_code=status_code)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "page": page,
+            "nav": nav,
+            "active": active,
+            "role_label": ROLE_LABEL.get(principal.role) if principal else None,
+            "home": ROLE_HOME.get(principal.role, "/") if principal else "/",
+            "now": clock.now().isoformat(),
+            **context,
+        },
+        status_code=status_code,
+    )
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -74,8 +97,14 @@ async def guard(request: Request, *roles: Role) -> Principal | Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if principal.role not in roles:
-        return render(request, "forbidden.html", principal=principal, page="forbidden", status_code=403,
-                      needed=[ROLE_LABEL[r] for r in roles])
+        return render(
+            request,
+            "forbidden.html",
+            principal=principal,
+            page="forbidden",
+            status_code=403,
+            needed=[ROLE_LABEL[r] for r in roles],
+        )
     return principal
 
 
@@ -89,6 +118,7 @@ async def hospital_today(request: Request, principal: Principal) -> tuple[str, s
 
 
 # --- everyone -------------------------------------------------------------------------------------------
+
 
 @router.get("/")
 async def landing(request: Request) -> Response:
@@ -113,13 +143,15 @@ async def logout_page(request: Request) -> Response:
 
 # --- patients -------------------------------------------------------------------------------------------
 
+
 async def _patient_page(request: Request, template: str, page: str, **ids: uuid.UUID) -> Response:
     principal = await guard(request, Role.patient)
     if isinstance(principal, Response):
         return principal
     today, zone = await hospital_today(request, principal)
-    return render(request, template, principal=principal, page=page, today=today, tz=zone,
-                  ids={k: str(v) for k, v in ids.items()})
+    return render(
+        request, template, principal=principal, page=page, today=today, tz=zone, ids={k: str(v) for k, v in ids.items()}
+    )
 
 
 @router.get("/patient")
@@ -164,13 +196,22 @@ async def patient_notifications(request: Request) -> Response:
 
 # --- hospital admins ------------------------------------------------------------------------------------
 
+
 async def _admin_page(request: Request, template: str, page: str) -> Response:
     principal = await guard(request, Role.hospital_admin)
     if isinstance(principal, Response):
         return principal
     today, zone = await hospital_today(request, principal)
-    return render(request, template, principal=principal, page=page, today=today, tz=zone,
-                  hospital_id=str(principal.hospital_id), wide=True)
+    return render(
+        request,
+        template,
+        principal=principal,
+        page=page,
+        today=today,
+        tz=zone,
+        hospital_id=str(principal.hospital_id),
+        wide=True,
+    )
 
 
 @router.get("/admin")
@@ -194,6 +235,7 @@ async def admin_no_shows(request: Request) -> Response:
 
 
 # --- doctors --------------------------------------------------------------------------------------------
+
 
 @router.get("/doctor")
 async def doctor_today(request: Request) -> Response:
