@@ -222,3 +222,18 @@ def book(
     return client.post(
         "/api/v1/appointments", headers=headers, json={"patient_id": patient_id, "slot_id": slot_id, "channel": channel}
     )
+
+
+def make_doctor(client: httpx.Client, world: HospitalWorld, practitioner_id: str | None = None) -> str:
+    """A doctor account for a practitioner filed at the world's hospital; returns its username."""
+    username = unique("doc")
+    body = {
+        "username": username,
+        "password": PASSWORD,
+        "display_name": "王医生",
+        "role": "doctor",
+        "hospital_id": world.hospital_id,
+        "practitioner_id": practitioner_id or world.practitioner_id,
+    }
+    ok(client.post("/api/v1/users", headers=auth(world.admin_token), json=body), 201)
+    return username

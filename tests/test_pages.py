@@ -25,6 +25,7 @@ from tests.factories import (
     book,
     local_today,
     login,
+    make_doctor,
     make_hospital,
     make_id_number,
     make_phone,
@@ -351,22 +352,7 @@ def test_doctor_calls_the_queue_while_the_patient_watches(
     from playwright.sync_api import expect
 
     world = make_hospital(client, admin_token)
-    doctor = unique("doc")
-    ok(
-        client.post(
-            "/api/v1/users",
-            headers=auth(world.admin_token),
-            json={
-                "username": doctor,
-                "password": PASSWORD,
-                "display_name": "王医生",
-                "role": "doctor",
-                "hospital_id": world.hospital_id,
-                "practitioner_id": world.practitioner_id,
-            },
-        ),
-        201,
-    )
+    doctor = make_doctor(client, world)
     today = local_today()
     # Book before the session starts (07:30 hospital time), then check in once it has begun (08:05).
     clock.shift(clock.local_datetime(today, time(7, 30), "Asia/Shanghai") - clock.now())

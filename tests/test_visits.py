@@ -13,16 +13,15 @@ import httpx
 
 from carebridge.core import clock
 from tests.factories import (
-    PASSWORD,
     auth,
     book,
     local_today,
     login,
+    make_doctor,
     make_hospital,
     make_patient,
     make_schedule,
     ok,
-    unique,
 )
 
 
@@ -45,23 +44,7 @@ def shift_to(moment: datetime) -> None:
 
 
 def doctor_token(client: httpx.Client, world, practitioner_id: str) -> str:  # type: ignore[no-untyped-def]
-    name = unique("doc")
-    ok(
-        client.post(
-            "/api/v1/users",
-            headers=auth(world.admin_token),
-            json={
-                "username": name,
-                "password": PASSWORD,
-                "display_name": "王医生",
-                "role": "doctor",
-                "hospital_id": world.hospital_id,
-                "practitioner_id": practitioner_id,
-            },
-        ),
-        201,
-    )
-    return login(client, name)
+    return login(client, make_doctor(client, world, practitioner_id))
 
 
 def test_check_in_queue_and_call_next_live(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
