@@ -376,6 +376,15 @@ def stop_profilers(procs: list[subprocess.Popen[bytes]]) -> None:
 # ---------------------------------------------------------------------------------------------------- main
 
 
+def run_async(coro: Any) -> Any:
+    """uvloop when installed, as the server runs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def machine() -> dict[str, Any]:
     model = ""
     with suppress(OSError):
@@ -491,9 +500,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         raw_pools = fixture.raw
         raw_people = [vars(p) for p in fixture.people]
+        raw_cpu_before = cpu_by_command()
         if args.db == "postgres":
             connections = args.raw_connections or args.workers * 2 * pool_size
-            raw = asyncio.run(
+            raw = run_async(
                 asyncio.wait_for(
                     surge_raw.run_postgres(
                         bench_db.dsn, raw_pools, raw_people, tasks=args.clients, connections=connections, seed=args.seed
@@ -502,12 +512,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
         else:
-            raw = asyncio.run(
+            raw = run_async(
                 asyncio.wait_for(
                     surge_raw.run_sqlite(bench_db.dsn, raw_pools, raw_people, tasks=args.clients, seed=args.seed),
                     timeout=300,
                 )
             )
+        raw_cpu = {k: round(v - raw_cpu_before.get(k, 0.0), 1) for k, v in cpu_by_command().items()}
+        raw["cpu_s_by_process"] = dict(sorted(((k, v) for k, v in raw_cpu.items() if v >= 0.3), key=lambda kv: -kv[1]))
         raw_check = asyncio.run(check_database(bench_db.url, [str(p["pool_id"]) for p in raw_pools]))
         raw["oversold"] = raw_check["oversold"]
         log(f"plain SQL: {raw}")

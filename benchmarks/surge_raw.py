@@ -156,9 +156,9 @@ async def run_postgres(
                 break
 
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(run() for _ in range(tasks)))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await pg.close()
     return {
@@ -168,6 +168,7 @@ async def run_postgres(
         "bookings_per_s": round(work.booked / seconds, 1),
         "connections": connections,
         "tasks": tasks,
+        "client_cpu_ms_per_booking": round(1000 * cpu / max(work.booked, 1), 2),
     }
 
 
@@ -212,9 +213,9 @@ async def run_sqlite(
                 break
 
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(run() for _ in range(tasks)))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await conn.close()
     return {
@@ -224,4 +225,5 @@ async def run_sqlite(
         "bookings_per_s": round(work.booked / seconds, 1),
         "connections": 1,
         "tasks": tasks,
+        "client_cpu_ms_per_booking": round(1000 * cpu / max(work.booked, 1), 2),
     }

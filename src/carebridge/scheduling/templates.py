@@ -118,7 +118,7 @@ async def generate_schedules(
 
     The checks are ``create_schedule``'s, in its order, but everything they need is loaded up front (a
     handful of queries per call) and the schedules, slots and pools go in as three bulk INSERTs: one
-    schedule at a time cost ~10 round trips, 90 minutes for 1,500 hospitals' two weeks."""
+    schedule at a time cost ~10 round trips, well over an hour for 1,500 hospitals' two weeks."""
     if not 1 <= days <= MAX_GENERATE_DAYS:
         raise InvalidInput("bad_days", f"generate 1-{MAX_GENERATE_DAYS} days at a time", details={"field": "days"})
     templates = (
