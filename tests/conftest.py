@@ -89,7 +89,6 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         environment="test",
         log_level=os.environ.get("CAREBRIDGE_TEST_LOG_LEVEL", "WARNING"),
-        principal_cache_seconds=0,
         token_ttl_seconds=30 * 86400,  # tests move the clock days ahead
         argon2_time_cost=1,
         argon2_memory_kib=1024,  # cheap hashes: tests create hundreds of accounts

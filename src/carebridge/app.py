@@ -15,7 +15,7 @@ from sqlalchemy import text
 from carebridge import __version__
 from carebridge.auth.service import configure_hashing
 from carebridge.config import Settings, get_settings, parse_data_keys
-from carebridge.core import crypto, handlers
+from carebridge.core import cache, crypto, handlers
 from carebridge.core import logging as cb_logging
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from carebridge.database.engine import Database
@@ -50,9 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await relay.start()
         for start in tasks:
             await start.start()
+        listener = asyncio.create_task(cache.listen(db)) if not db.is_sqlite else None
         try:
             yield
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             for start in reversed(tasks):
                 await start.stop()
             await relay.stop()
@@ -90,4 +95,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
         if importlib.util.find_spec(f"carebridge.{name}.events") is not None:
             importlib.import_module(f"carebridge.{name}.events").subscribe(bus, app)
+    cache.configure(settings)  # every domain's caches exist once its modules are imported
     return app

@@ -50,7 +50,11 @@ class Settings(BaseSettings):
     testdata_dir: Path | None = None
     # Cookie security: pages set `Secure` cookies unless served over plain HTTP in development.
     secure_cookies: bool = False
-    principal_cache_seconds: float = Field(default=5.0, ge=0)
+    # Per-worker caches (core.cache); 0 turns one off. Changes evict entries in every worker at commit.
+    principal_cache_seconds: float = Field(default=60.0, ge=0)
+    directory_cache_seconds: float = Field(default=60.0, ge=0)
+    # A pool seen full is answered from memory for this long; a place freed in another worker shows within it.
+    sold_out_cache_seconds: float = Field(default=1.0, ge=0)
 
     @field_validator("data_keys")
     @classmethod

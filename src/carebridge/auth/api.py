@@ -10,7 +10,6 @@ from carebridge.auth.dependencies import (
     SESSION_COOKIE,
     bearer_token,
     current_principal,
-    evict,
     get_db,
     require,
 )
@@ -55,7 +54,6 @@ async def logout(
     assert token is not None
     async with db.transaction() as session:
         await service.logout(session, token=token)
-    evict(token)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)

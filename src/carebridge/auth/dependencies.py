@@ -3,13 +3,13 @@
 Callers authenticate with ``Authorization: Bearer <token>``; the web pages send the same token in the
 ``cb_session`` cookie, and every unsafe cookie-authenticated request must echo the ``cb_csrf`` cookie in an
 ``X-CSRF-Token`` header (double submit). Resolved principals are cached per worker for
-``principal_cache_seconds``; logout evicts locally at once and elsewhere within that time.
+``principal_cache_seconds`` (never past the token's own expiry); logout and a password change evict them in
+every worker when they commit (``core.cache``).
 """
 
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from carebridge.auth import service
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
+from carebridge.core import clock
 from carebridge.core.errors import Forbidden, Unauthorized
 from carebridge.database.engine import Database
 
@@ -25,14 +26,8 @@ SESSION_COOKIE = "cb_session"
 CSRF_COOKIE = "cb_csrf"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
 
-_cache: dict[str, tuple[float, Principal | None]] = {}
 
-
-def evict(token: str) -> None:
-    _cache.pop(token, None)
-
-
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -49,18 +44,14 @@ def bearer_token(request: Request) -> tuple[str | None, bool]:
 
 
 async def resolve(request: Request, token: str) -> Principal | None:
-    ttl = request.app.state.settings.principal_cache_seconds
-    hit = _cache.get(token)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    digest = service.token_digest(token)
+    hit = service.PRINCIPALS.get(digest)
+    if hit is not None and (hit[1] is None or hit[1] > clock.now()):
+        return hit[0]
     db: Database = request.app.state.db
     async with db.read() as session:
-        principal = await service.principal_for_token(session, token)
-    if ttl > 0:
-        if len(_cache) > 50_000:
-            _cache.clear()
-        _cache[token] = (now + ttl, principal)
+        principal, expires_at = await service.principal_for_token(session, token)
+    service.PRINCIPALS.set(digest, (principal, expires_at))
     return principal
 
 

@@ -8,18 +8,20 @@ import secrets
 import time
 import uuid
 from collections import defaultdict, deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import HOSPITAL_SCOPED, AccessToken, Role, User
 from carebridge.auth.principal import Principal
-from carebridge.core import audit, clock
+from carebridge.core import audit, cache, clock
 from carebridge.core.errors import Conflict, DomainError, InvalidInput, TooManyRequests, Unauthorized, not_found
 
+# token digest -> (principal, token expiry) or (None, None) for a dead token; TTL from principal_cache_seconds
+PRINCIPALS = cache.Cache("principal", setting="principal_cache_seconds")
 _hasher = PasswordHasher()
 # A hash to verify against when the username is unknown, so both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("carebridge-dummy-password")
@@ -167,35 +169,50 @@ async def login(
     return token, row, user
 
 
-async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
-    row = (
-        await session.execute(
-            select(AccessToken.expires_at, AccessToken.revoked_at, User)
-            .join(User, User.id == AccessToken.user_id)
-            .where(AccessToken.token_hash == token_digest(token))
-        )
-    ).first()
-    if row is None:
-        return None
-    expires_at, revoked_at, user = row
-    if revoked_at is not None or expires_at <= clock.now() or not user.active:
-        return None
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        hospital_id=user.hospital_id,
-        region_code=user.region_code,
-        practitioner_id=user.practitioner_id,
+_PRINCIPAL_QUERY = (
+    select(
+        AccessToken.expires_at,
+        AccessToken.revoked_at,
+        User.id,
+        User.username,
+        User.role,
+        User.hospital_id,
+        User.region_code,
+        User.practitioner_id,
+        User.active,
     )
+    .join(User, User.id == AccessToken.user_id)
+    .where(AccessToken.token_hash == bindparam("digest"))
+)
+
+
+async def principal_for_token(session: AsyncSession, token: str) -> tuple[Principal | None, datetime | None]:
+    """The caller behind a bearer token, and until when that answer holds (None: unknown or dead token)."""
+    row = (await session.execute(_PRINCIPAL_QUERY, {"digest": token_digest(token)})).first()
+    if row is None:
+        return None, None
+    expires_at, revoked_at, user_id, username, role, hospital_id, region_code, practitioner_id, active = row
+    if revoked_at is not None or expires_at <= clock.now() or not active:
+        return None, None
+    principal = Principal(
+        user_id=user_id,
+        username=username,
+        role=role,
+        hospital_id=hospital_id,
+        region_code=region_code,
+        practitioner_id=practitioner_id,
+    )
+    return principal, expires_at
 
 
 async def logout(session: AsyncSession, *, token: str) -> None:
+    digest = token_digest(token)
     await session.execute(
         update(AccessToken)
-        .where(AccessToken.token_hash == token_digest(token), AccessToken.revoked_at.is_(None))
+        .where(AccessToken.token_hash == digest, AccessToken.revoked_at.is_(None))
         .values(revoked_at=clock.now())
     )
+    await cache.invalidate(session, PRINCIPALS, digest)
 
 
 async def change_password(
@@ -219,6 +236,7 @@ async def change_password(
         )
         .values(revoked_at=clock.now())
     )
+    await cache.invalidate(session, PRINCIPALS)  # rare: every worker forgets every cached token
     audit.record(
         session,
         action="user.password_changed",

@@ -66,7 +66,13 @@ class Database:
         self.engine = engine or make_engine(settings)
         self.is_sqlite = settings.is_sqlite
         self._writes = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        read_engine = self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine
+        # Reads: a deferred BEGIN on SQLite (a WAL snapshot beside the writer); on PostgreSQL no transaction at
+        # all (autocommit: each statement sees committed data, as READ COMMITTED would, without BEGIN/ROLLBACK).
+        read_engine = (
+            self.engine.execution_options(sqlite_begin="DEFERRED")
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._reads = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -86,7 +92,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only transaction (rolled back at the end)."""
+        """For reads only: nothing written here is kept."""
         async with self._reads() as session:
             yield session  # autobegins; closing the session rolls back
 

@@ -6,12 +6,12 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
-from carebridge.core import audit, clock
+from carebridge.core import audit, cache, clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.directory.models import (
     Campus,
@@ -25,6 +25,9 @@ from carebridge.directory.models import (
 from carebridge.events.outbox import append_event
 
 MAX_PAGE = 200
+# Per-worker caches (core.cache), evicted in every worker when a change commits.
+NAMES = cache.Cache("directory_names", setting="directory_cache_seconds")  # id -> (name, title or None)
+ZONES = cache.Cache("hospital_zones", setting="directory_cache_seconds")  # hospital id -> IANA zone
 
 
 def _audit(
@@ -141,6 +144,8 @@ async def update_hospital(
         await _licence_free(session, changes["licence_number"], hospital_id)
     for key, value in changes.items():
         setattr(hospital, key, value)
+    await cache.invalidate(session, NAMES, hospital.id)
+    await cache.invalidate(session, ZONES, hospital.id)
     append_event(
         session,
         "hospital.changed",
@@ -259,6 +264,7 @@ async def update_department(
         await _check_campus(session, department.hospital_id, changes["campus_id"])
     for key, value in changes.items():
         setattr(department, key, value)
+    await cache.invalidate(session, NAMES, department.id)
     _audit(
         session,
         principal,
@@ -343,6 +349,7 @@ async def update_practitioner(
         await require_filed_at(session, practitioner_id, principal.hospital_id)
     for key, value in changes.items():
         setattr(practitioner, key, value)
+    await cache.invalidate(session, NAMES, practitioner.id)
     _audit(
         session,
         principal,
@@ -527,47 +534,46 @@ async def names(
     department_ids: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
     practitioner_ids: set[uuid.UUID] = frozenset(),
 ) -> dict[uuid.UUID, tuple[str, str | None]]:
-    """Display names (and a practitioner's title) for ids of any of the three kinds, in three queries."""
+    """Display names (and a practitioner's title) for ids of any of the three kinds: from the per-worker cache,
+    the rest in one query per kind."""
     out: dict[uuid.UUID, tuple[str, str | None]] = {}
-    if hospital_ids:
-        out.update(
-            {
-                i: (n, None)
-                for i, n in (
-                    await session.execute(select(Hospital.id, Hospital.name).where(Hospital.id.in_(hospital_ids)))
-                ).all()
-            }
-        )
-    if department_ids:
-        out.update(
-            {
-                i: (n, None)
-                for i, n in (
-                    await session.execute(
-                        select(Department.id, Department.name).where(Department.id.in_(department_ids))
-                    )
-                ).all()
-            }
-        )
-    if practitioner_ids:
-        out.update(
-            {
-                i: (n, str(t))
-                for i, n, t in (
-                    await session.execute(
-                        select(Practitioner.id, Practitioner.name, Practitioner.title).where(
-                            Practitioner.id.in_(practitioner_ids)
-                        )
-                    )
-                ).all()
-            }
-        )
+    kinds: tuple[tuple[Any, set[uuid.UUID]], ...] = (
+        (Hospital, hospital_ids),
+        (Department, department_ids),
+        (Practitioner, practitioner_ids),
+    )
+    for kind, ids in kinds:
+        missing = []
+        for i in ids:
+            hit = NAMES.get(i)
+            if hit is None:
+                missing.append(i)
+            else:
+                out[i] = hit
+        if not missing:
+            continue
+        title = Practitioner.title if kind is Practitioner else null()
+        rows = (await session.execute(select(kind.id, kind.name, title).where(kind.id.in_(missing)))).all()
+        for i, name, t in rows:
+            out[i] = (name, None if t is None else str(t))
+            NAMES.set(i, out[i])
     return out
 
 
 async def timezones(session: AsyncSession, hospital_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not hospital_ids:
-        return {}
-    return dict(
-        (await session.execute(select(Hospital.id, Hospital.timezone).where(Hospital.id.in_(hospital_ids)))).all()
-    )
+    """IANA time zones of hospitals (per-worker cache)."""
+    out = {i: z for i in hospital_ids if (z := ZONES.get(i)) is not None}
+    missing = [i for i in hospital_ids if i not in out]
+    if missing:
+        rows = (await session.execute(select(Hospital.id, Hospital.timezone).where(Hospital.id.in_(missing)))).all()
+        for i, zone in rows:
+            out[i] = zone
+            ZONES.set(i, zone)
+    return out
+
+
+async def timezone_of(session: AsyncSession, hospital_id: uuid.UUID) -> str:
+    zones = await timezones(session, {hospital_id})
+    if hospital_id not in zones:
+        raise not_found("hospital", hospital_id)
+    return zones[hospital_id]

@@ -206,20 +206,17 @@ async def describe(
     ids = list(dict.fromkeys(patient_ids))
     if not ids:
         return {}
-    patients = (await session.scalars(select(Patient).where(Patient.id.in_(ids)))).all()
-    linked: dict[uuid.UUID, Relation] = {}
-    if principal.role == Role.patient:
-        linked = dict(
-            (
-                await session.execute(
-                    select(PatientLink.patient_id, PatientLink.relation).where(
-                        PatientLink.user_id == principal.user_id, PatientLink.patient_id.in_(ids)
-                    )
-                )
-            ).all()
+    user_id = principal.user_id if principal.role == Role.patient else None
+    rows = (
+        await session.execute(
+            select(Patient, PatientLink.relation)
+            .outerjoin(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.user_id == user_id))
+            .where(Patient.id.in_(ids))
         )
-    _audit_read(session, principal, [p.id for p in patients if p.id in linked], purpose)
-    return {p.id: _present(p, unmasked=p.id in linked, relation=linked.get(p.id)) for p in patients}
+    ).all()
+    linked = {p.id: relation for p, relation in rows if relation is not None}
+    _audit_read(session, principal, list(linked), purpose)
+    return {p.id: _present(p, unmasked=p.id in linked, relation=linked.get(p.id)) for p, _ in rows}
 
 
 async def account_ids_for(session: AsyncSession, patient_id: uuid.UUID) -> list[uuid.UUID]:

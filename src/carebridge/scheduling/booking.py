@@ -9,9 +9,9 @@ their ``patient_booking_state`` row first, so the per-patient limits count a sta
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,10 +19,11 @@ from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
+from carebridge.core.ids import new_id
 from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
 from carebridge.patients import service as patients
-from carebridge.scheduling import credit, waitlist
+from carebridge.scheduling import availability, credit, waitlist
 from carebridge.scheduling.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -126,8 +127,14 @@ async def serialise_patient(session: AsyncSession, patient_id: uuid.UUID) -> Non
 
 
 async def check_limits(
-    session: AsyncSession, *, rules: EffectiveRules, patient_id: uuid.UUID, schedule: Schedule
+    session: AsyncSession,
+    *,
+    rules: EffectiveRules,
+    patient_id: uuid.UUID,
+    schedule: Schedule,
+    today: date,
 ) -> None:
+    """403 ``booking_blocked`` (no-show credit), then 409 ``already_booked`` / ``limit_exceeded``: one query."""
     active = Appointment.status.in_(ACTIVE_STATUSES)
     same_doctor_day = (Appointment.practitioner_id == schedule.practitioner_id) & (
         Appointment.service_date == schedule.service_date
@@ -139,10 +146,13 @@ async def check_limits(
                 func.coalesce(func.sum(case((Appointment.department_id == schedule.department_id, 1), else_=0)), 0),
                 func.coalesce(func.sum(case((same_doctor_day, 1), else_=0)), 0),
                 func.coalesce(func.sum(case((Appointment.schedule_id == schedule.id, 1), else_=0)), 0),
+                credit.blocked_until(hospital_id=schedule.hospital_id, patient_id=patient_id, today=today),
             ).where(Appointment.patient_id == patient_id, Appointment.hospital_id == schedule.hospital_id, active)
         )
     ).one()
-    total, in_department, with_doctor_that_day, in_session = (int(v) for v in row)
+    if row[4] is not None:  # blocked and not whitelisted: the full answer names the block
+        await credit.ensure_not_blocked(session, hospital_id=schedule.hospital_id, patient_id=patient_id, today=today)
+    total, in_department, with_doctor_that_day, in_session = (int(v) for v in row[:4])
     if in_session:
         raise Conflict("already_booked", "the patient already has a booking in this session")
     for name, count, limit in (
@@ -167,16 +177,21 @@ async def take_place(session: AsyncSession, pool_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
+_FREE_PLACES = select(SlotPool.capacity - SlotPool.booked - SlotPool.held).where(
+    SlotPool.slot_id == bindparam("slot_id"), SlotPool.channel == bindparam("channel")
+)
+
+
 async def pool_is_full(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> bool:
-    """A read-only look, so a sold-out pool costs no write transaction. The write path re-checks."""
-    row = (
-        await session.execute(
-            select(SlotPool.capacity - SlotPool.booked - SlotPool.held).where(
-                SlotPool.slot_id == slot_id, SlotPool.channel == channel
-            )
-        )
-    ).first()
-    return row is not None and row[0] <= 0
+    """A look that costs no write (and no database work at all for a pool this worker saw full within
+    ``sold_out_cache_seconds``). The write path re-checks with the conditional UPDATE."""
+    if availability.known_full(slot_id, channel):
+        return True
+    free = (await session.execute(_FREE_PLACES, {"slot_id": slot_id, "channel": channel})).scalar()
+    if free is not None and free <= 0:
+        availability.mark_full(slot_id, channel)
+        return True
+    return False
 
 
 def _authorise_channel(principal: Principal, channel: str, schedule: Schedule) -> None:
@@ -212,27 +227,27 @@ async def book(
         facts = await patients.facts(session, patient_id)
     pool, schedule, slot = await load_place(session, slot_id, channel)
     _authorise_channel(principal, channel, schedule)
-    hospital = await directory.get_hospital(session, schedule.hospital_id)
+    zone = await directory.timezone_of(session, schedule.hospital_id)
     rules = await effective_rules(session, hospital_id=schedule.hospital_id, department_id=schedule.department_id)
     now = clock.now()
-    check_window(schedule, pool, rules, hospital.timezone, now)
-    await credit.ensure_not_blocked(
-        session,
-        hospital_id=schedule.hospital_id,
-        patient_id=patient_id,
-        today=clock.to_local(now, hospital.timezone).date(),
-    )
+    check_window(schedule, pool, rules, zone, now)
     await serialise_patient(session, patient_id)
-    await check_limits(session, rules=rules, patient_id=patient_id, schedule=schedule)
+    await check_limits(
+        session, rules=rules, patient_id=patient_id, schedule=schedule, today=clock.to_local(now, zone).date()
+    )
     if from_waitlist_pool is not None:
         taken = await waitlist.convert_hold(session, pool_id=from_waitlist_pool)
     else:
         taken = await take_place(session, pool.id)
     if not taken:
+        if from_waitlist_pool is None:
+            availability.mark_full(slot_id, channel)
         raise Conflict(
             "slot_full", "no places left in this slot", details={"slot_id": str(slot_id), "channel": channel}
         )
     appt = Appointment(
+        id=new_id(),
+        created_at=now,
         hospital_id=schedule.hospital_id,
         region=facts.region,
         patient_id=patient_id,
@@ -250,8 +265,7 @@ async def book(
         status=AppointmentStatus.booked,
         rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
     )
-    session.add(appt)
-    await session.flush()
+    session.add(appt)  # flushed with the outbox, audit and idempotency rows at commit
     if rescheduled_from is None:
         emit(session, "appointment.booked", appt, principal.actor)
     return appt

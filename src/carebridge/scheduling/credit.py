@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -31,6 +31,25 @@ async def current_block(
         )
         .order_by(BookingBlock.ends_on.desc())
         .limit(1)
+    )
+
+
+def blocked_until(*, hospital_id: uuid.UUID, patient_id: uuid.UUID, today: date) -> ScalarSelect[date]:
+    """A scalar subquery for another domain's query: the end of the patient's active block at the hospital,
+    NULL if there is none or the patient is whitelisted (``ensure_not_blocked`` gives the full answer)."""
+    exempt = select(NoShowExemption.id).where(
+        NoShowExemption.hospital_id == hospital_id, NoShowExemption.patient_id == patient_id
+    )
+    return (
+        select(func.max(BookingBlock.ends_on))
+        .where(
+            BookingBlock.hospital_id == hospital_id,
+            BookingBlock.patient_id == patient_id,
+            BookingBlock.lifted_at.is_(None),
+            BookingBlock.ends_on >= today,
+            ~exempt.exists(),
+        )
+        .scalar_subquery()
     )
 
 

@@ -15,6 +15,7 @@ from carebridge.auth.principal import Principal
 from carebridge.core import clock
 from carebridge.core.errors import Conflict, InvalidInput, not_found
 from carebridge.events.outbox import append_event
+from carebridge.scheduling import availability
 from carebridge.scheduling import rules as rules_service
 from carebridge.scheduling.models import Schedule, ScheduleStatus, Slot, SlotPool
 
@@ -47,6 +48,7 @@ def check_pools(pools: dict[str, int], field: str = "pools") -> dict[str, int]:
 
 
 async def _add_capacity(session: AsyncSession, slot: Slot, channel: str, amount: int) -> None:
+    availability.places_freed(session)
     moved = await session.execute(
         update(SlotPool)
         .where(SlotPool.slot_id == slot.id, SlotPool.channel == channel)

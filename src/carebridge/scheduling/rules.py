@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
-from carebridge.core import audit
+from carebridge.core import audit, cache
 from carebridge.scheduling.models import BookingRule, NoShowPolicy
 
 
@@ -33,6 +33,8 @@ class EffectiveRules:
 
 
 DEFAULT_RULES = EffectiveRules()
+# (hospital_id, department_id) -> EffectiveRules, per worker; any rule change empties it in every worker.
+RULES = cache.Cache("booking_rules", setting="directory_cache_seconds")
 RULE_FIELDS = [f.name for f in fields(EffectiveRules)]
 
 
@@ -44,6 +46,9 @@ def _merge(base: EffectiveRules, row: BookingRule | None) -> EffectiveRules:
 
 
 async def effective_rules(session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID) -> EffectiveRules:
+    hit = RULES.get((hospital_id, department_id))
+    if hit is not None:
+        return hit
     rows = (
         await session.scalars(
             select(BookingRule).where(
@@ -54,7 +59,9 @@ async def effective_rules(session: AsyncSession, *, hospital_id: uuid.UUID, depa
     ).all()
     hospital_row = next((r for r in rows if r.department_id is None), None)
     department_row = next((r for r in rows if r.department_id is not None), None)
-    return _merge(_merge(DEFAULT_RULES, hospital_row), department_row)
+    rules = _merge(_merge(DEFAULT_RULES, hospital_row), department_row)
+    RULES.set((hospital_id, department_id), rules)
+    return rules
 
 
 async def rule_rows(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[BookingRule]:
@@ -92,6 +99,7 @@ async def set_rules(
         setattr(row, key, value)
     row.updated_by = principal.user_id
     await session.flush()
+    await cache.invalidate(session, RULES)
     audit.record(
         session,
         action="booking_rules.changed",

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import clock
 from carebridge.events.outbox import append_event
+from carebridge.scheduling import availability
 from carebridge.scheduling.models import SlotPool, WaitlistEntry, WaitlistStatus
 
 HOLD = timedelta(minutes=15)
@@ -58,6 +59,7 @@ async def release_place(session: AsyncSession, *, pool_id: uuid.UUID, schedule_i
     assert pool is not None
     entry = await _first_waiting(session, schedule_id) if pool.starts_at > clock.now() else None
     values = {"booked": SlotPool.booked - 1}
+    availability.places_freed(session)
     if entry is not None:
         values["held"] = SlotPool.held + 1
     await session.execute(update(SlotPool).where(SlotPool.id == pool_id).values(**values))
@@ -102,4 +104,5 @@ async def expire_offers(session: AsyncSession, *, limit: int = 500) -> int:
             await session.execute(
                 update(SlotPool).where(SlotPool.id == pool.id, SlotPool.held > 0).values(held=SlotPool.held - 1)
             )
+            availability.places_freed(session)
     return len(expired)

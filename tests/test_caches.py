@@ -1,0 +1,90 @@
+"""Per-worker caches (core.cache): changes show at once, in this worker and (PostgreSQL) in the others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from carebridge.database.engine import Database
+from tests.conftest import BACKEND
+from tests.factories import auth, book, make_hospital, make_patient, make_schedule, ok
+
+
+def _practitioner_name(client: httpx.Client, hospital_id: str) -> str:
+    return ok(client.get("/api/v1/schedules", params={"hospital_id": hospital_id}))[0]["practitioner_name"]
+
+
+def test_directory_names_change_at_once(client: httpx.Client, admin_token: str) -> None:
+    world = make_hospital(client, admin_token)
+    make_schedule(client, world)
+    assert _practitioner_name(client, world.hospital_id) == "王医生"  # now cached
+    ok(
+        client.patch(
+            f"/api/v1/practitioners/{world.practitioner_id}", headers=auth(world.admin_token), json={"name": "王新名"}
+        )
+    )
+    assert _practitioner_name(client, world.hospital_id) == "王新名"
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="SQLite runs one process: there are no other workers to notify")
+def test_another_workers_change_evicts_the_cache(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    """What another worker's commit looks like from here: a row changed and a NOTIFY in that transaction."""
+    world = make_hospital(client, admin_token)
+    make_schedule(client, world)
+    assert _practitioner_name(client, world.hospital_id) == "王医生"
+
+    async def change_elsewhere(notify: bool) -> None:
+        db = Database(server.settings)
+        async with db.transaction() as session:
+            await session.execute(
+                text("UPDATE practitioners SET name = :n WHERE id = :i"),
+                {"n": "李另名" if notify else "未通知", "i": world.practitioner_id},
+            )
+            if notify:
+                await session.execute(
+                    text("SELECT pg_notify('carebridge_cache', :p)"), {"p": f"directory_names:{world.practitioner_id}"}
+                )
+        await db.dispose()
+
+    asyncio.run(change_elsewhere(notify=False))
+    assert _practitioner_name(client, world.hospital_id) == "王医生"  # still cached: nobody said it changed
+    asyncio.run(change_elsewhere(notify=True))
+    deadline = time.monotonic() + 5
+    while _practitioner_name(client, world.hospital_id) != "李另名":
+        assert time.monotonic() < deadline, "the notification did not evict the cached name"
+        time.sleep(0.05)
+
+
+def test_sold_out_pool_reopens_when_a_place_is_freed(client: httpx.Client, admin_token: str) -> None:
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 1}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    (t1, p1, _), (t2, p2, _) = make_patient(client), make_patient(client)
+    first = ok(book(client, t1, p1, slot_id), 201)
+    for _ in range(3):  # the pool is now known full: answered from memory
+        r = book(client, t2, p2, slot_id)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "slot_full"
+    ok(client.post(f"/api/v1/appointments/{first['id']}/cancel", headers=auth(t1), json={"reason": "改期"}))
+    ok(book(client, t2, p2, slot_id), 201)
+
+
+def test_rule_change_applies_to_the_next_booking(client: httpx.Client, admin_token: str) -> None:
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 3})
+    slots = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"]
+    token, patient_id, _ = make_patient(client)
+    ok(book(client, token, patient_id, slots[0]["id"]), 201)  # rules are cached now
+    ok(
+        client.put(
+            f"/api/v1/hospitals/{world.hospital_id}/booking-rules",
+            headers=auth(world.admin_token),
+            json={"window_days": 0},
+        )
+    )
+    other_token, other_patient, _ = make_patient(client)
+    r = book(client, other_token, other_patient, slots[1]["id"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "booking_window_closed"
