@@ -10,7 +10,12 @@ from tests.factories import PASSWORD, auth, login, ok, unique
 def test_health_and_readiness(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["schema"] == "0001"
+    from alembic.script import ScriptDirectory
+
+    from carebridge.database.migrate import MIGRATIONS
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert ready.status_code == 200 and ready.json()["schema"] == head
     assert "x-request-id" in ready.headers
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from carebridge import __version__
 from carebridge.auth.service import configure_hashing
 from carebridge.config import Settings, get_settings, parse_data_keys
+from carebridge.consultations import service as consultations
 from carebridge.core import cache, crypto, handlers
 from carebridge.core import logging as cb_logging
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -24,7 +25,7 @@ from carebridge.events.relay import OutboxRelay
 from carebridge.scheduling import live, waitlist
 
 # Each domain package with an ``api.router``; ``events.subscribe(bus, app)`` where it consumes events.
-DOMAINS = ["auth", "directory", "patients", "scheduling", "notifications", "web"]
+DOMAINS = ["auth", "directory", "patients", "scheduling", "consultations", "notifications", "web"]
 
 
 def configure_crypto(settings: Settings) -> None:
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cb_logging.configure(settings.log_level, settings.log_json)
     configure_crypto(settings)
     waitlist.configure(settings.waitlist_hold_minutes)
+    consultations.configure(
+        request_minutes=settings.consultation_request_minutes, min_practice_years=settings.min_practice_years
+    )
     configure_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     db = Database(settings)
     bus = MemoryBus(db)

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     background_tasks: bool = True
     sweep_interval_seconds: float = 30.0
     waitlist_hold_minutes: int = 15
+    # An online consultation request nobody accepts within this time lapses.
+    consultation_request_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Rule R3: years of independent practice a doctor needs to consult online.
+    min_practice_years: int = Field(default=3, ge=0, le=50)
     default_timezone: str = "Asia/Shanghai"
     host: str = "127.0.0.1"
     port: int = 8000

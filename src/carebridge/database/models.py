@@ -1,6 +1,7 @@
 """Imports every domain's tables so ``Base.metadata`` is complete (Alembic, tests, checks)."""
 
 from carebridge.auth import models as auth_models  # noqa: F401
+from carebridge.consultations import models as consultation_models  # noqa: F401
 from carebridge.core import audit, idempotency  # noqa: F401
 from carebridge.database.base import Base
 from carebridge.directory import models as directory_models  # noqa: F401

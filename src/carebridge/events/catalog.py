@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-CATALOG_VERSION = "1.0"
+CATALOG_VERSION = "1.1"  # 1.1: consultation.* (new types only: a minor change)
 
 
 class EventData(BaseModel):
@@ -120,6 +120,27 @@ class HospitalChanged(EventData):
     fields: list[str]
 
 
+class ConsultationData(EventData):
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    department_id: uuid.UUID
+    kind: Literal["text", "video"]
+    status: str
+
+
+class ConsultationRequested(ConsultationData):
+    follows_up_icd10: str  # the offline diagnosis this visit follows up (rule R1)
+
+
+class ConsultationChanged(ConsultationData):
+    pass
+
+
+class ConsultationEnded(ConsultationData):
+    reason: str
+
+
 CATALOG: dict[str, type[EventData]] = {
     "appointment.booked": AppointmentBooked,
     "appointment.cancelled": AppointmentCancelled,
@@ -135,4 +156,11 @@ CATALOG: dict[str, type[EventData]] = {
     "booking.block_lifted": BookingBlockLifted,
     "practitioner.filed": PractitionerFiled,
     "hospital.changed": HospitalChanged,
+    "consultation.requested": ConsultationRequested,
+    "consultation.accepted": ConsultationChanged,
+    "consultation.started": ConsultationChanged,
+    "consultation.closed": ConsultationEnded,
+    "consultation.rejected": ConsultationEnded,
+    "consultation.cancelled": ConsultationEnded,
+    "consultation.expired": ConsultationEnded,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -19,6 +20,13 @@ from carebridge.scheduling import pools, visits, waitlist
 from carebridge.scheduling.models import Schedule, ScheduleStatus
 
 log = structlog.get_logger(__name__)
+# Other domains' periodic steps (each returns counts by name), run after scheduling's own on the same timer.
+STEPS: list[Callable[[Database], Awaitable[dict[str, int]]]] = []
+
+
+def register(step: Callable[[Database], Awaitable[dict[str, int]]]) -> None:
+    if step not in STEPS:
+        STEPS.append(step)
 
 
 async def run_all(db: Database) -> dict[str, int]:
@@ -43,7 +51,10 @@ async def run_all(db: Database) -> dict[str, int]:
     for hospital_id in hospital_ids:
         async with db.transaction() as session:
             released += await pools.release_unused(session, hospital_id=hospital_id)
-    return {"no_shows": no_shows, "offers_expired": expired, "places_released": released}
+    done = {"no_shows": no_shows, "offers_expired": expired, "places_released": released}
+    for step in STEPS:
+        done.update(await step(db))
+    return done
 
 
 class Sweeper:

