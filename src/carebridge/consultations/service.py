@@ -207,7 +207,6 @@ async def request_consultation(
     422 ``guardian_required`` (R10); 409 ``consultation_open`` if one with this practitioner is still open."""
     principal.require_role(Role.patient)
     facts = await patients.require_linked(session, principal=principal, patient_id=patient_id)
-    relation = await patients.linked_relation(session, user_id=principal.user_id, patient_id=patient_id)
     if offline_diagnosis_id is None:
         raise Conflict(
             "first_visit_not_online",
@@ -222,6 +221,9 @@ async def request_consultation(
     department_id = await consulting_department(
         session, practitioner_id=practitioner_id, hospital_id=hospital_id, on=today
     )
+    relation = None  # only a young child's case needs to know how the account is related (R10)
+    if years_between(facts.birth_date, today) < GUARDIAN_AGE:
+        relation = await patients.linked_relation(session, user_id=principal.user_id, patient_id=patient_id)
     check_guardian(birth_date=facts.birth_date, today=today, relation=relation, guardian_name=guardian_name)
     open_one = await session.scalar(
         select(Consultation.id).where(
