@@ -81,10 +81,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from carebridge.app import configure_crypto
     from carebridge.database.migrate import upgrade
 
+    files_dir = tmp_path_factory.mktemp("files")
     s = Settings(
         database_url=database_url,
         environment="test",
@@ -94,6 +95,9 @@ def settings(database_url: str) -> Settings:
         argon2_memory_kib=1024,  # cheap hashes: tests create hundreds of accounts
         database_pool_size=20,
         sweep_interval_seconds=3600,  # tests run sweeps explicitly
+        files_dir=files_dir,
+        max_attachment_bytes=256 * 1024,  # small enough to test the limit cheaply
+        ws_max_frame_bytes=64 * 1024,
     )
     configure_crypto(s)
     upgrade(s)
@@ -115,6 +119,8 @@ def server(settings: Settings) -> Iterator[Server]:
         lifespan="on",
         backlog=2048,
         limit_concurrency=None,
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
     )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)

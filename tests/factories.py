@@ -237,3 +237,53 @@ def make_doctor(client: httpx.Client, world: HospitalWorld, practitioner_id: str
     }
     ok(client.post("/api/v1/users", headers=auth(world.admin_token), json=body), 201)
     return username
+
+
+@dataclass
+class ConsultationWorld:
+    world: HospitalWorld
+    patient_token: str
+    patient_id: str
+    doctor_token: str
+    consultation_id: str
+
+
+def make_consultation(
+    client: httpx.Client, admin: str, *, kind: str = "text", start: bool = True, practitioners: int = 1
+) -> ConsultationWorld:
+    """A patient with an offline diagnosis, a doctor, and a consultation between them (accepted and started)."""
+    world = make_hospital(client, admin, practitioners=practitioners)
+    token, patient_id, _ = make_patient(client)
+    diagnosis = ok(
+        client.post(
+            f"/api/v1/patients/{patient_id}/offline-diagnoses",
+            headers=auth(token),
+            json={
+                "hospital_name": "北京协和医院",
+                "diagnosed_on": "2026-10-01",
+                "icd10_code": "I10",
+                "diagnosis": "高血压",
+            },
+        ),
+        201,
+    )
+    c = ok(
+        client.post(
+            "/api/v1/consultations",
+            headers=auth(token),
+            json={
+                "patient_id": patient_id,
+                "hospital_id": world.hospital_id,
+                "practitioner_id": world.practitioner_id,
+                "kind": kind,
+                "offline_diagnosis_id": diagnosis["id"],
+                "complaint": "血压控制不佳，想调整用药",
+            },
+        ),
+        201,
+    )
+    doctor = login(client, make_doctor(client, world))
+    if start:
+        ok(client.post(f"/api/v1/consultations/{c['id']}/accept", headers=auth(doctor)))
+        ok(client.post(f"/api/v1/consultations/{c['id']}/start", headers=auth(doctor)))
+    return ConsultationWorld(world, token, patient_id, doctor, c["id"])

@@ -16,8 +16,11 @@ from carebridge import __version__
 from carebridge.auth.service import configure_hashing
 from carebridge.config import Settings, get_settings, parse_data_keys
 from carebridge.consultations import service as consultations
-from carebridge.core import cache, crypto, handlers
+from carebridge.consultations.api import UPLOAD_PATH
+from carebridge.consultations.hub import Hub
+from carebridge.core import cache, crypto, handlers, notify
 from carebridge.core import logging as cb_logging
+from carebridge.core.files import FileStore
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     db = Database(settings)
     bus = MemoryBus(db)
+    chat_hub = Hub(db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await relay.start()
         for start in tasks:
             await start.start()
-        listener = asyncio.create_task(cache.listen(db)) if not db.is_sqlite else None
+        await chat_hub.start()
+        listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
         try:
             yield
         finally:
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await listener
             for start in reversed(tasks):
                 await start.stop()
+            await chat_hub.stop()
             await relay.stop()
             await db.dispose()
 
@@ -76,9 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.bus = bus
+    app.state.chat = chat_hub
+    app.state.files = FileStore(settings.files_dir)
     app.state.background = []
     handlers.install(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    uploads = [(UPLOAD_PATH, settings.max_attachment_bytes + 64 * 1024)]  # multipart framing on top of the file
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, larger=uploads)
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")

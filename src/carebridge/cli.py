@@ -27,6 +27,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
     )
     return 0
 

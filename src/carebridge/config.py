@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     consultation_request_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Rule R3: years of independent practice a doctor needs to consult online.
     min_practice_years: int = Field(default=3, ge=0, le=50)
+    # Uploaded files (consultation attachments), sealed with the data key. Workers of one deployment share it.
+    files_dir: Path = Path("./carebridge-files")
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Chat: the longest message text, and a WebSocket frame's size limit (larger frames close the connection).
+    chat_max_chars: int = Field(default=4000, ge=1, le=16000)
+    ws_max_frame_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
     default_timezone: str = "Asia/Shanghai"
     host: str = "127.0.0.1"
     port: int = 8000

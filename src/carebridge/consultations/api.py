@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
 
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
-from carebridge.consultations import service
-from carebridge.consultations.models import ConsultationStatus
+from carebridge.consultations import attachments, chat, service, ws
+from carebridge.consultations.models import AttachmentPurpose, ConsultationStatus
 from carebridge.consultations.present import consultation_detail, consultations_out, diagnosis_out
 from carebridge.consultations.schemas import (
+    AttachmentOut,
+    ChatHistoryOut,
     ConsultationDetailOut,
     ConsultationIn,
     ConsultationOut,
@@ -22,6 +26,8 @@ from carebridge.consultations.schemas import (
 from carebridge.database.engine import Database
 
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
+router.include_router(ws.router)  # the chat WebSocket
+UPLOAD_PATH = re.compile(r"^/api/v1/consultations/[^/]+/attachments$")
 
 
 @router.post(
@@ -138,3 +144,97 @@ async def cancel(
     db: Database = Depends(get_db),
 ) -> ConsultationOut:
     return await _change(db, principal, service.cancel, consultation_id=consultation_id, reason=body.reason)
+
+
+@router.post(
+    "/consultations/{consultation_id}/attachments",
+    response_model=AttachmentOut,
+    status_code=201,
+    summary="Upload an image or PDF (the pre-consultation form's, or one to send in the chat)",
+)
+async def upload_attachment(
+    consultation_id: uuid.UUID,
+    request: Request,
+    file: UploadFile = File(..., description="JPEG, PNG, WebP or PDF"),
+    purpose: AttachmentPurpose = Form(AttachmentPurpose.chat),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> AttachmentOut:
+    limit = db.settings.max_attachment_bytes
+    data = await file.read(limit + 1)
+    async with db.transaction() as session:
+        c = await service.authorised(session, principal=principal, consultation_id=consultation_id)
+        row = await attachments.upload(
+            session,
+            request.app.state.files,
+            principal=principal,
+            consultation=c,
+            purpose=purpose,
+            filename=file.filename,
+            declared_type=file.content_type,
+            data=data,
+            limit=limit,
+        )
+        return AttachmentOut.model_validate(chat.attachment_frame(row) | {"purpose": row.purpose, "side": row.side})
+
+
+@router.get("/consultations/{consultation_id}/attachments", response_model=list[AttachmentOut])
+async def list_attachments(
+    consultation_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[AttachmentOut]:
+    async with db.read() as session:
+        c = await service.authorised(session, principal=principal, consultation_id=consultation_id)
+        return [
+            AttachmentOut.model_validate(chat.attachment_frame(a) | {"purpose": a.purpose, "side": a.side})
+            for a in await attachments.listed(session, c)
+        ]
+
+
+@router.get(
+    "/consultations/{consultation_id}/attachments/{attachment_id}",
+    response_class=Response,
+    summary="Download an attachment (audited)",
+)
+async def download_attachment(
+    consultation_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> Response:
+    async with db.transaction() as session:
+        c = await service.authorised(session, principal=principal, consultation_id=consultation_id)
+        row, data = await attachments.read(
+            session, request.app.state.files, principal=principal, consultation=c, attachment_id=attachment_id
+        )
+    return Response(
+        data,
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": f"inline; filename=attachment-{row.id.hex[:8]}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get(
+    "/consultations/{consultation_id}/messages",
+    response_model=ChatHistoryOut,
+    summary="The chat's messages after a number, oldest first (the WebSocket sends the same on connecting)",
+)
+async def messages(
+    consultation_id: uuid.UUID,
+    after: int = Query(0, ge=0),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> ChatHistoryOut:
+    async with db.transaction() as session:  # audited read of personal data
+        c = await service.authorised(session, principal=principal, consultation_id=consultation_id)
+        await service.audit_chat_read(session, principal, c, after=after)
+        items = await chat.history(session, c.id, after=after)
+        return ChatHistoryOut(
+            messages=items,
+            last_seq=c.last_seq,
+            read={"patient": c.patient_read_seq, "doctor": c.doctor_read_seq},
+        )

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carebridge.core import clock
@@ -69,9 +69,80 @@ class Consultation(IdMixin, Base):
     ended_at: Mapped[datetime | None]
     ended_by: Mapped[str | None] = mapped_column(String(16))
     end_reason: Mapped[str | None] = mapped_column(String(200))
+    # The chat: the last message's sequence number, and how far each side has read.
+    last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    patient_read_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    doctor_read_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_consultation_practitioner_status", "practitioner_id", "status"),
         Index("ix_consultation_patient_status", "patient_id", "status"),
         Index("ix_consultation_status_expires", "status", "expires_at"),
+    )
+
+
+class AttachmentPurpose(enum.StrEnum):
+    form = "form"  # part of the pre-consultation form
+    chat = "chat"  # sent in the conversation
+
+
+class Attachment(IdMixin, Base):
+    """An image or PDF a participant uploaded. The bytes live in the file store (sealed), not in this row."""
+
+    __tablename__ = "consultation_attachments"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
+    uploaded_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    side: Mapped[str] = mapped_column(String(16))  # patient | doctor
+    purpose: Mapped[AttachmentPurpose] = mapped_column(enum_type(AttachmentPurpose))
+    filename: Mapped[str] = mapped_column(EncryptedString(600))  # file names carry names: sealed
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ChatMessage(IdMixin, Base):
+    """One message of a consultation's chat, numbered 1, 2, 3, ... in the order the platform stored them."""
+
+    __tablename__ = "consultation_messages"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"))
+    region: Mapped[str] = mapped_column(String(12))
+    seq: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(16))  # patient | doctor | system
+    sender_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    client_id: Mapped[str | None] = mapped_column(String(64))  # the sender's id: a resend is the same message
+    body: Mapped[str | None] = mapped_column(EncryptedString(16000))
+    attachment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consultation_attachments.id"))
+    sent_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "seq"),
+        UniqueConstraint("consultation_id", "sender_user_id", "client_id"),
+    )
+
+
+class Call(IdMixin, Base):
+    """A video call inside a consultation: media flows peer to peer, the platform keeps when and how long."""
+
+    __tablename__ = "consultation_calls"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"))
+    started_by: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=clock.now)
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(16))
+    duration_seconds: Mapped[int | None]
+
+    __table_args__ = (
+        # at most one call in progress per consultation
+        Index(
+            "uq_consultation_calls_open",
+            "consultation_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )

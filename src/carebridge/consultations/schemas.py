@@ -80,3 +80,37 @@ class ConsultationDetailOut(ConsultationOut):
     allergies: str | None
     guardian_name: str | None
     follows_up: OfflineDiagnosisOut | None = None
+
+
+class AttachmentOut(Output):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    url: str
+    purpose: str
+    side: str
+
+
+class ChatAttachment(Output):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class ChatMessageOut(Output):
+    type: str = "message"
+    seq: int
+    sender: str
+    client_id: str | None
+    text: str | None
+    attachment: ChatAttachment | None
+    sent_at: datetime
+
+
+class ChatHistoryOut(Output):
+    messages: list[ChatMessageOut]
+    last_seq: int
+    read: dict[str, int]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
+from carebridge.consultations import calls, hub
 from carebridge.consultations.models import (
     OPEN_STATUSES,
     Consultation,
@@ -28,7 +29,7 @@ from carebridge.consultations.models import (
     ConsultationStatus,
     OfflineDiagnosis,
 )
-from carebridge.core import clock
+from carebridge.core import audit, clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.directory import service as directory
 from carebridge.directory.models import FilingKind, PractitionerStatus
@@ -282,6 +283,29 @@ async def authorised(session: AsyncSession, *, principal: Principal, consultatio
     return c
 
 
+async def audit_chat_read(session: AsyncSession, principal: Principal, c: Consultation, *, after: int) -> None:
+    """The conversation is personal data: every read of it leaves an audit record."""
+    audit.record(
+        session,
+        action="consultation.chat.read",
+        subject_type="consultation",
+        subject_id=c.id,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role.value,
+        hospital_id=c.hospital_id,
+        detail={"after": after},
+    )
+
+
+def status_frame(c: Consultation) -> dict[str, Any]:
+    return {
+        "type": "status",
+        "status": c.status.value,
+        "practitioner_id": str(c.practitioner_id),
+        "reason": c.end_reason,
+    }
+
+
 def _require_doctor(principal: Principal) -> None:
     if principal.role != Role.doctor:
         raise Forbidden("role_not_allowed", "only the consulting doctor can do this")
@@ -309,6 +333,11 @@ async def _move(
             details={"status": c.status.value},
         )
     await session.refresh(c)
+    await hub.publish(session, c.id, status_frame(c))
+    if to not in OPEN_STATUSES:
+        call = await calls.end_call(session, c, by="system", actor="system")
+        if call is not None:
+            await hub.publish(session, c.id, {"type": "call", "state": "ended", "call_id": str(call.id)})
 
 
 async def accept(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
@@ -429,6 +458,7 @@ async def expire_requests(session: AsyncSession, *, limit: int = 500) -> int:
         if result.rowcount == 1:
             await session.refresh(c)
             _emit(session, "consultation.expired", c, "system", reason="not accepted in time")
+            await hub.publish(session, c.id, status_frame(c))
             done += 1
     return done
 

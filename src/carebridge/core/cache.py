@@ -3,15 +3,14 @@ access tokens, sold-out pools.
 
 Every entry lives at most its cache's TTL. A change that makes entries stale calls ``invalidate`` in its own
 transaction: once that transaction commits, the entries go at once in this worker and, on PostgreSQL, in every
-other worker too (``pg_notify`` on the channel ``carebridge_cache`` is transactional, so a rolled-back change
-evicts nothing; each worker listens, see ``listen``). The embedded mode is one process, so the local eviction
+other worker too (``core.notify`` on the channel ``carebridge_cache``: transactional, so a rolled-back change
+evicts nothing). The embedded mode is one process, so the local eviction
 is the whole story there. A worker that misses a notification (its listening connection dropped) still drops
 the entry when the TTL runs out, and it clears all caches when it reconnects.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -19,16 +18,14 @@ from collections.abc import Hashable
 from typing import Any
 
 import cachetools
-import structlog
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carebridge.database.engine import Database, on_commit
+from carebridge.core import notify
+from carebridge.database.engine import on_commit
 
 CHANNEL = "carebridge_cache"
 ALL = "*"
 _MISSING = object()
-log = structlog.get_logger(__name__)
 
 
 class Cache:
@@ -89,8 +86,7 @@ def clear_all() -> None:
 async def invalidate(session: AsyncSession, cache: Cache, key: Hashable = ALL) -> None:
     """Evict ``key`` (or everything) from ``cache`` in every worker once ``session`` commits."""
     on_commit(session, lambda: cache.evict(key))
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(select(func.pg_notify(CHANNEL, f"{cache.name}:{key}")))
+    await notify.notify(session, CHANNEL, [f"{cache.name}:{key}"])
 
 
 def _on_notification(payload: str) -> None:
@@ -100,21 +96,4 @@ def _on_notification(payload: str) -> None:
         cache.evict(key)
 
 
-async def listen(db: Database, *, retry_seconds: float = 1.0) -> None:
-    """Run for the life of the worker (PostgreSQL only): evict what other workers' commits made stale."""
-    while True:
-        try:
-            async with db.engine.connect() as conn:
-                raw = (await conn.get_raw_connection()).driver_connection
-                closed = asyncio.Event()
-                raw.add_termination_listener(lambda _conn, done=closed: done.set())
-                await raw.add_listener(CHANNEL, lambda *args: _on_notification(args[-1]))
-                clear_all()  # whatever changed while we were not listening
-                log.debug("cache_listener_ready")
-                await closed.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a lost connection: reconnect after a pause
-            log.warning("cache_listener_lost", error=type(exc).__name__)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(retry_seconds)
+notify.subscribe(CHANNEL, _on_notification, on_reconnect=clear_all)

@@ -30,6 +30,18 @@ class PersonalDataCipher:
         raw = base64.urlsafe_b64decode(body)
         return self._aead[int(head[1:])].decrypt(raw[:12], raw[12:], None).decode()
 
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """Files: ``CB1`` + key version (2 bytes) + nonce + ciphertext and tag."""
+        nonce = os.urandom(12)
+        head = b"CB1" + self.current_version.to_bytes(2, "big")
+        return head + nonce + self._aead[self.current_version].encrypt(nonce, data, head)
+
+    def decrypt_bytes(self, blob: bytes) -> bytes:
+        head, nonce, sealed = blob[:5], blob[5:17], blob[17:]
+        if head[:3] != b"CB1":
+            raise ValueError("not a sealed file")
+        return self._aead[int.from_bytes(head[3:5], "big")].decrypt(nonce, sealed, head)
+
     @staticmethod
     def key_version(token: str) -> int:
         return int(token.partition(".")[0][1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -52,19 +53,22 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``limit`` bytes with 413 ``body_too_large``, by header or while streaming."""
+    """Refuses bodies over ``limit`` bytes with 413 ``body_too_large``, by header or while streaming.
 
-    def __init__(self, app: Any, limit: int) -> None:
+    ``larger`` gives some paths (file uploads) their own limit: ``[(compiled path regex, limit), ...]``."""
+
+    def __init__(self, app: Any, limit: int, larger: list[tuple[re.Pattern[str], int]] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or []
 
-    async def _reject(self, send: Any) -> None:
+    async def _reject(self, send: Any, limit: int) -> None:
         body = orjson.dumps(
             {
                 "error": {
                     "code": "body_too_large",
-                    "message": f"the body exceeds {self.limit} bytes",
-                    "details": {"limit": self.limit},
+                    "message": f"the body exceeds {limit} bytes",
+                    "details": {"limit": limit},
                 }
             }
         )
@@ -81,14 +85,19 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        for pattern, larger in self.larger:
+            if pattern.match(scope["path"]):
+                limit = larger
+                break
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.limit
+                too_big = int(length) > limit
             except ValueError:
                 too_big = True
             if too_big:
-                await self._reject(send)
+                await self._reject(send, limit)
                 return
         received = 0
 
@@ -97,9 +106,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # An HTTPException passes FastAPI's body parsing unchanged and renders as 413.
-                    raise HTTPException(413, f"the body exceeds {self.limit} bytes")
+                    raise HTTPException(413, f"the body exceeds {limit} bytes")
             return message
 
         await self.app(scope, limited_receive, send)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-CATALOG_VERSION = "1.1"  # 1.1: consultation.* (new types only: a minor change)
+CATALOG_VERSION = "1.2"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over (new types: minor changes)
 
 
 class EventData(BaseModel):
@@ -141,6 +141,30 @@ class ConsultationEnded(ConsultationData):
     reason: str
 
 
+class ConsultationHandedOver(ConsultationData):
+    previous_practitioner_id: uuid.UUID
+    reason: str
+
+
+class CallData(EventData):
+    call_id: uuid.UUID
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    started_by: Literal["patient", "doctor"]
+    started_at: datetime
+
+
+class CallStarted(CallData):
+    pass
+
+
+class CallEnded(CallData):
+    ended_by: Literal["patient", "doctor", "system"]
+    ended_at: datetime
+    duration_seconds: int
+
+
 CATALOG: dict[str, type[EventData]] = {
     "appointment.booked": AppointmentBooked,
     "appointment.cancelled": AppointmentCancelled,
@@ -163,4 +187,7 @@ CATALOG: dict[str, type[EventData]] = {
     "consultation.rejected": ConsultationEnded,
     "consultation.cancelled": ConsultationEnded,
     "consultation.expired": ConsultationEnded,
+    "consultation.handed_over": ConsultationHandedOver,
+    "call.started": CallStarted,
+    "call.ended": CallEnded,
 }
