@@ -121,6 +121,7 @@ def server(settings: Settings) -> Iterator[Server]:
         limit_concurrency=None,
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=False,
     )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import importlib.util
 from collections.abc import AsyncIterator
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await start.start()
         await chat_hub.start()
         listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
+        # What start-up built lives as long as the process: keep the collector from walking it again and again
+        # (full collections over it stalled every connection for a few hundred milliseconds).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*settings.gc_thresholds)
         try:
             yield
         finally:

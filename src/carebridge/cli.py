@@ -29,6 +29,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=False,
     )
     return 0
 

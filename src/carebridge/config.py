@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     # Chat: the longest message text, and a WebSocket frame's size limit (larger frames close the connection).
     chat_max_chars: int = Field(default=4000, ge=1, le=16000)
     ws_max_frame_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    # Video calls: the STUN/TURN servers clients give RTCPeerConnection (JSON list of RTCIceServer objects,
+    # e.g. [{"urls": "turns:turn.example.org:443", "username": "u", "credential": "p"}]); sent in `hello`.
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list)
     default_timezone: str = "Asia/Shanghai"
+    # Python's collector: (young, middle, old) thresholds; the defaults (700, 10, 10) walk all live objects
+    # too often for a server holding thousands of sockets (docs/performance.md).
+    gc_thresholds: tuple[int, int, int] = (50_000, 20, 100)
     host: str = "127.0.0.1"
     port: int = 8000
     # Where ../shared/testdata lives for tests that read outside data; never shipped.

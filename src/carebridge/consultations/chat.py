@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.consultations.models import Attachment, ChatMessage, Consultation, ConsultationStatus
@@ -33,6 +33,9 @@ from carebridge.core.errors import Conflict, DomainError
 from carebridge.core.ids import new_id
 
 HISTORY_PAGE = 500
+# The hot path uses the tables directly (SQLAlchemy Core): the ORM's bulk machinery costs more than the SQL.
+_MESSAGES = ChatMessage.__table__
+_CONSULTATIONS = Consultation.__table__
 
 
 @dataclass(slots=True)
@@ -96,16 +99,18 @@ async def store_messages(session: AsyncSession, items: Sequence[Outgoing]) -> li
     keyed = [i for i, it in enumerate(items) if it.client_id is not None]
     existing: dict[tuple[Any, ...], Stored] = {}
     if keyed:
+        m = _MESSAGES.c
         rows = await session.execute(
-            select(
-                ChatMessage.consultation_id,
-                ChatMessage.sender_user_id,
-                ChatMessage.client_id,
-                ChatMessage.seq,
-                ChatMessage.sent_at,
-            ).where(
-                ChatMessage.consultation_id.in_({items[i].consultation_id for i in keyed}),
-                ChatMessage.client_id.in_({items[i].client_id for i in keyed}),
+            # one index probe per message (an OR of equalities; SQLite scans for a row-value IN)
+            select(m.consultation_id, m.sender_user_id, m.client_id, m.seq, m.sent_at).where(
+                or_(
+                    *(
+                        and_(m.consultation_id == cid, m.sender_user_id == uid, m.client_id == client_id)
+                        for cid, uid, client_id in {
+                            (items[i].consultation_id, items[i].sender_user_id, items[i].client_id) for i in keyed
+                        }
+                    )
+                )
             )
         )
         for cid, uid, client_id, seq, sent_at in rows:
@@ -124,12 +129,12 @@ async def store_messages(session: AsyncSession, items: Sequence[Outgoing]) -> li
             fresh.append(i)
     counts = Counter(items[i].consultation_id for i in fresh)
     if counts:
+        c = _CONSULTATIONS.c
         reserved = await session.execute(
-            update(Consultation)
-            .where(Consultation.id.in_(list(counts)), Consultation.status == ConsultationStatus.in_progress)
-            .values(last_seq=Consultation.last_seq + case(dict(counts), value=Consultation.id))
-            .returning(Consultation.id, Consultation.last_seq)
-            .execution_options(synchronize_session=False)
+            update(_CONSULTATIONS)
+            .where(c.id.in_(list(counts)), c.status == ConsultationStatus.in_progress.value)
+            .values(last_seq=c.last_seq + case(dict(counts), value=c.id))
+            .returning(c.id, c.last_seq)
         )
         next_seq = {cid: top - counts[cid] + 1 for cid, top in reserved.all()}
         now = clock.now()
@@ -157,7 +162,7 @@ async def store_messages(session: AsyncSession, items: Sequence[Outgoing]) -> li
             )
             results[i] = Stored(seq, now)
         if rows_out:
-            await session.execute(insert(ChatMessage), rows_out)
+            await session.execute(insert(_MESSAGES), rows_out)
     out: list[Stored | DomainError] = []
     for r in results:
         if isinstance(r, int):

@@ -91,6 +91,7 @@ class Hub:
         self._writer = asyncio.create_task(self._write_loop(), name="chat-writer")
 
     async def stop(self) -> None:
+        log.info("chat_writer_stats", **self.stats)
         _HUBS.discard(self)
         if self._writer is not None:
             self._writer.cancel()

@@ -152,6 +152,7 @@ async def chat_socket(ws: WebSocket, consultation_id: str) -> None:
             "you": side,
             "last_seq": c.last_seq,
             "read": {"patient": c.patient_read_seq, "doctor": c.doctor_read_seq},
+            "ice_servers": db.settings.ice_servers if c.kind.value == "video" else [],
             "limits": {
                 "max_chars": db.settings.chat_max_chars,
                 "max_frame_bytes": db.settings.ws_max_frame_bytes,
