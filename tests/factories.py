@@ -249,10 +249,17 @@ class ConsultationWorld:
 
 
 def make_consultation(
-    client: httpx.Client, admin: str, *, kind: str = "text", start: bool = True, practitioners: int = 1
+    client: httpx.Client,
+    admin: str,
+    *,
+    kind: str = "text",
+    start: bool = True,
+    practitioners: int = 1,
+    world: HospitalWorld | None = None,
 ) -> ConsultationWorld:
-    """A patient with an offline diagnosis, a doctor, and a consultation between them (accepted and started)."""
-    world = make_hospital(client, admin, practitioners=practitioners)
+    """A patient with an offline diagnosis, a doctor, and a consultation between them (accepted and started),
+    at a new hospital or at ``world``'s."""
+    world = world or make_hospital(client, admin, practitioners=practitioners)
     token, patient_id, _ = make_patient(client)
     diagnosis = ok(
         client.post(

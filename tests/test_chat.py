@@ -322,3 +322,92 @@ def test_many_writers_at_once_get_one_gapless_order(server, client: httpx.Client
     assert sorted(m["client_id"] for m in history["messages"]) == sorted(
         f"s{n}-{i}" for n in range(senders) for i in range(per_sender)
     )
+
+
+def test_handover_moves_the_consultation_and_closes_the_old_doctors_socket(  # type: ignore[no-untyped-def]
+    server, client: httpx.Client, admin_token: str
+) -> None:
+    cw = make_consultation(client, admin_token, practitioners=2)
+    cid = cw.consultation_id
+    colleague = login(client, make_doctor(client, cw.world, cw.world.extra_practitioners[0]))
+    old = _open(server, cw.doctor_token, cid)
+    patient = _open(server, cw.patient_token, cid)
+    url = f"/api/v1/consultations/{cid}/handover"
+    same = client.post(
+        url, headers=auth(cw.doctor_token), json={"practitioner_id": cw.world.practitioner_id, "reason": "x"}
+    )
+    assert same.status_code == 409 and same.json()["error"]["code"] == "same_practitioner"
+    assert (
+        client.post(
+            url,
+            headers=auth(cw.patient_token),
+            json={"practitioner_id": cw.world.extra_practitioners[0], "reason": "x"},
+        ).status_code
+        == 403
+    )  # noqa: E501
+    assert (
+        client.post(
+            url, headers=auth(colleague), json={"practitioner_id": cw.world.extra_practitioners[0], "reason": "x"}
+        ).status_code
+        == 404
+    )  # noqa: E501
+    moved = ok(
+        client.post(
+            url,
+            headers=auth(cw.doctor_token),
+            json={"practitioner_id": cw.world.extra_practitioners[0], "reason": "下班交接"},
+        )
+    )
+    assert moved["practitioner_id"] == cw.world.extra_practitioners[0] and moved["status"] == "in_progress"
+    # the old doctor's socket is closed; the patient sees the platform's line and the change
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            _next(old)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    line = _next(patient, "message")
+    assert line["sender"] == "system" and line["seq"] == 1
+    assert _next(patient, "status")["practitioner_id"] == cw.world.extra_practitioners[0]
+    assert _refused(server, cid, auth(cw.doctor_token)) == (4404, "not_found")
+    new = _open(server, colleague, cid)
+    assert _next(new, "message")["seq"] == 1
+    _send(new, {"type": "message", "client_id": "n-1", "text": "您好，我接手您的问诊"})
+    assert _next(patient, "message")["text"] == "您好，我接手您的问诊"
+    for ws in (new, patient):
+        ws.close()
+    assert _count(server, "SELECT count(*) FROM outbox WHERE type = 'consultation.handed_over'") >= 1
+
+
+def test_convert_to_an_in_person_visit(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import make_schedule
+
+    cw = make_consultation(client, admin_token)
+    schedule = make_schedule(client, cw.world, pools={"onsite": 1})
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    url = f"/api/v1/consultations/{cw.consultation_id}/convert"
+    assert client.post(url, headers=auth(cw.patient_token), json={"slot_id": slot_id}).status_code == 403
+    bad = client.post(url, headers=auth(cw.doctor_token), json={"slot_id": slot_id, "channel": "partner:x"})
+    assert bad.status_code == 422
+    done = ok(client.post(url, headers=auth(cw.doctor_token), json={"slot_id": slot_id}))
+    assert done["consultation"]["status"] == "closed" and done["appointment_id"]
+    mine = ok(client.get("/api/v1/appointments", headers=auth(cw.patient_token)))
+    assert any(a["id"] == done["appointment_id"] and a["channel"] == "onsite" for a in mine)
+    assert client.post(url, headers=auth(cw.doctor_token), json={"slot_id": slot_id}).status_code == 409
+
+    # the slot is now full: a second conversion is refused and its consultation stays as it was
+    second = make_consultation(client, admin_token, world=cw.world)
+    full = client.post(
+        f"/api/v1/consultations/{second.consultation_id}/convert",
+        headers=auth(second.doctor_token),
+        json={"slot_id": slot_id},
+    )
+    assert full.status_code == 409 and full.json()["error"]["code"] == "slot_full"
+    state = ok(client.get(f"/api/v1/consultations/{second.consultation_id}", headers=auth(second.doctor_token)))
+    assert state["status"] == "in_progress"
+    # a doctor of another hospital cannot book a visit here
+    elsewhere = make_consultation(client, admin_token)
+    r = client.post(
+        f"/api/v1/consultations/{elsewhere.consultation_id}/convert",
+        headers=auth(elsewhere.doctor_token),
+        json={"slot_id": slot_id},
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "other_hospital"

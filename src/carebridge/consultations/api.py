@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
-from carebridge.consultations import attachments, chat, service, ws
+from carebridge.consultations import attachments, chat, service, transfer, ws
 from carebridge.consultations.models import AttachmentPurpose, ConsultationStatus
 from carebridge.consultations.present import consultation_detail, consultations_out, diagnosis_out
 from carebridge.consultations.schemas import (
@@ -19,6 +19,9 @@ from carebridge.consultations.schemas import (
     ConsultationDetailOut,
     ConsultationIn,
     ConsultationOut,
+    ConvertIn,
+    ConvertOut,
+    HandoverIn,
     OfflineDiagnosisIn,
     OfflineDiagnosisOut,
     ReasonIn,
@@ -144,6 +147,42 @@ async def cancel(
     db: Database = Depends(get_db),
 ) -> ConsultationOut:
     return await _change(db, principal, service.cancel, consultation_id=consultation_id, reason=body.reason)
+
+
+@router.post(
+    "/consultations/{consultation_id}/handover",
+    response_model=ConsultationOut,
+    summary="The doctor passes the consultation to a colleague at the same hospital (R3/R4 apply to them)",
+)
+async def handover(
+    consultation_id: uuid.UUID,
+    body: HandoverIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> ConsultationOut:
+    async with db.transaction() as session:
+        c = await transfer.hand_over(session, principal=principal, consultation_id=consultation_id, **body.model_dump())
+        # the answer goes to the doctor who handed over: they no longer see the patient unmasked
+        return (await consultations_out(session, principal, [c], purpose="consultation"))[0]
+
+
+@router.post(
+    "/consultations/{consultation_id}/convert",
+    response_model=ConvertOut,
+    summary="The doctor books the patient an in-person visit and closes the consultation",
+)
+async def convert(
+    consultation_id: uuid.UUID,
+    body: ConvertIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> ConvertOut:
+    async with db.transaction() as session:
+        c, appt = await transfer.convert_to_visit(
+            session, principal=principal, consultation_id=consultation_id, **body.model_dump()
+        )
+        out = (await consultations_out(session, principal, [c], purpose="consultation"))[0]
+        return ConvertOut(consultation=out, appointment_id=appt.id, starts_at=appt.starts_at)
 
 
 @router.post(

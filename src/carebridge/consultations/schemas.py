@@ -114,3 +114,19 @@ class ChatHistoryOut(Output):
     messages: list[ChatMessageOut]
     last_seq: int
     read: dict[str, int]
+
+
+class HandoverIn(Input):
+    practitioner_id: uuid.UUID
+    reason: StrictStr = Field(min_length=1, max_length=200)
+
+
+class ConvertIn(Input):
+    slot_id: uuid.UUID
+    channel: StrictStr = Field(default="onsite", pattern=r"^(onsite|platform)$")
+
+
+class ConvertOut(Output):
+    consultation: ConsultationOut
+    appointment_id: uuid.UUID
+    starts_at: datetime

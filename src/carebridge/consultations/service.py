@@ -166,7 +166,7 @@ def check_guardian(*, birth_date: date, today: date, relation: Relation | None, 
 # --- the life of a consultation ----------------------------------------------------------------------------
 
 
-def _emit(session: AsyncSession, type_: str, c: Consultation, actor: str, **extra: Any) -> None:
+def emit(session: AsyncSession, type_: str, c: Consultation, actor: str, **extra: Any) -> None:
     append_event(
         session,
         type_,
@@ -258,7 +258,7 @@ async def request_consultation(
     )
     session.add(c)
     await session.flush()
-    _emit(session, "consultation.requested", c, principal.actor, follows_up_icd10=diagnosis.icd10_code)
+    emit(session, "consultation.requested", c, principal.actor, follows_up_icd10=diagnosis.icd10_code)
     return c
 
 
@@ -306,12 +306,12 @@ def status_frame(c: Consultation) -> dict[str, Any]:
     }
 
 
-def _require_doctor(principal: Principal) -> None:
+def require_doctor(principal: Principal) -> None:
     if principal.role != Role.doctor:
         raise Forbidden("role_not_allowed", "only the consulting doctor can do this")
 
 
-async def _move(
+async def move(
     session: AsyncSession,
     c: Consultation,
     *,
@@ -342,32 +342,32 @@ async def _move(
 
 async def accept(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
     """The doctor takes the request (R3/R4 are checked again: the filing must still be current)."""
-    _require_doctor(principal)
+    require_doctor(principal)
     c = await authorised(session, principal=principal, consultation_id=consultation_id)
     now = clock.now()
     if c.status == ConsultationStatus.requested and c.expires_at <= now:
         raise Conflict("consultation_expired", "this request has lapsed", details={"status": "expired"})
     today = clock.to_local(now, await directory.timezone_of(session, c.hospital_id)).date()
     await consulting_department(session, practitioner_id=c.practitioner_id, hospital_id=c.hospital_id, on=today)
-    await _move(
+    await move(
         session, c, allowed=(ConsultationStatus.requested,), to=ConsultationStatus.accepted, values={"accepted_at": now}
     )
-    _emit(session, "consultation.accepted", c, principal.actor)
+    emit(session, "consultation.accepted", c, principal.actor)
     return c
 
 
 async def start(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
     """The doctor opens the conversation."""
-    _require_doctor(principal)
+    require_doctor(principal)
     c = await authorised(session, principal=principal, consultation_id=consultation_id)
-    await _move(
+    await move(
         session,
         c,
         allowed=(ConsultationStatus.accepted,),
         to=ConsultationStatus.in_progress,
         values={"started_at": clock.now()},
     )
-    _emit(session, "consultation.started", c, principal.actor)
+    emit(session, "consultation.started", c, principal.actor)
     return c
 
 
@@ -382,10 +382,10 @@ async def _end(
 ) -> Consultation:
     c = await authorised(session, principal=principal, consultation_id=consultation_id)
     by = "doctor" if principal.role == Role.doctor else "patient"
-    await _move(
+    await move(
         session, c, allowed=allowed, to=to, values={"ended_at": clock.now(), "ended_by": by, "end_reason": reason}
     )
-    _emit(session, f"consultation.{to.value}", c, principal.actor, reason=reason)
+    emit(session, f"consultation.{to.value}", c, principal.actor, reason=reason)
     return c
 
 
@@ -393,7 +393,7 @@ async def close(
     session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID, reason: str
 ) -> Consultation:
     """The doctor ends an accepted or running consultation."""
-    _require_doctor(principal)
+    require_doctor(principal)
     allowed = (ConsultationStatus.accepted, ConsultationStatus.in_progress)
     return await _end(
         session,
@@ -409,7 +409,7 @@ async def reject(
     session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID, reason: str
 ) -> Consultation:
     """The doctor declines a request."""
-    _require_doctor(principal)
+    require_doctor(principal)
     return await _end(
         session,
         principal=principal,
@@ -457,7 +457,7 @@ async def expire_requests(session: AsyncSession, *, limit: int = 500) -> int:
         )
         if result.rowcount == 1:
             await session.refresh(c)
-            _emit(session, "consultation.expired", c, "system", reason="not accepted in time")
+            emit(session, "consultation.expired", c, "system", reason="not accepted in time")
             await hub.publish(session, c.id, status_frame(c))
             done += 1
     return done

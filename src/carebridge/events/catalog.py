@@ -139,6 +139,7 @@ class ConsultationChanged(ConsultationData):
 
 class ConsultationEnded(ConsultationData):
     reason: str
+    appointment_id: uuid.UUID | None = None  # closed by converting to an in-person visit (1.2)
 
 
 class ConsultationHandedOver(ConsultationData):

@@ -194,7 +194,14 @@ async def pool_is_full(session: AsyncSession, slot_id: uuid.UUID, channel: str) 
     return False
 
 
-def _authorise_channel(principal: Principal, channel: str, schedule: Schedule) -> None:
+def _authorise_channel(principal: Principal, channel: str, schedule: Schedule, *, by_doctor: bool = False) -> None:
+    if by_doctor:  # a doctor arranging an in-person visit from a consultation (the caller checked the consultation)
+        principal.require_role(Role.doctor)
+        if principal.hospital_id != schedule.hospital_id:
+            raise Forbidden("other_hospital", "a doctor books visits at their own hospital only")
+        if channel not in COUNTER_CHANNELS | PATIENT_CHANNELS:
+            raise Forbidden("channel_not_allowed", f"a doctor books on onsite or platform, not {channel}")
+        return
     if principal.role == Role.patient:
         if channel not in PATIENT_CHANNELS:
             raise Forbidden("channel_not_allowed", f"patients book on the platform channel, not {channel}")
@@ -215,18 +222,20 @@ async def book(
     channel: str = "platform",
     rescheduled_from: Appointment | None = None,
     from_waitlist_pool: uuid.UUID | None = None,
+    by_doctor: bool = False,
 ) -> Appointment:
     """Book a place for a patient in a slot's channel pool.
 
     Raises 404 (slot or patient unknown to the caller), 403 ``booking_blocked`` / ``channel_not_allowed``,
     409 ``slot_full``, ``already_booked``, ``booking_window_closed``, ``limit_exceeded``, ``schedule_stopped``.
-    ``from_waitlist_pool`` turns a held place into a booking instead of taking a free one."""
+    ``from_waitlist_pool`` turns a held place into a booking instead of taking a free one. ``by_doctor``: the
+    consulting doctor books the patient an in-person visit (``consultations.service.convert_to_visit``)."""
     if principal.role == Role.patient:
         facts = await patients.require_linked(session, principal=principal, patient_id=patient_id)
     else:
         facts = await patients.facts(session, patient_id)
     pool, schedule, slot = await load_place(session, slot_id, channel)
-    _authorise_channel(principal, channel, schedule)
+    _authorise_channel(principal, channel, schedule, by_doctor=by_doctor)
     zone = await directory.timezone_of(session, schedule.hospital_id)
     rules = await effective_rules(session, hospital_id=schedule.hospital_id, department_id=schedule.department_id)
     now = clock.now()
