@@ -187,6 +187,23 @@ def emit(session: AsyncSession, type_: str, c: Consultation, actor: str, **extra
     )
 
 
+async def refuse_second_open(session: AsyncSession, *, patient_id: uuid.UUID, practitioner_id: uuid.UUID) -> None:
+    """409 ``consultation_open`` if the patient already has an open consultation with this practitioner."""
+    open_one = await session.scalar(
+        select(Consultation.id).where(
+            Consultation.patient_id == patient_id,
+            Consultation.practitioner_id == practitioner_id,
+            Consultation.status.in_(OPEN_STATUSES),
+        )
+    )
+    if open_one is not None:
+        raise Conflict(
+            "consultation_open",
+            "this patient already has an open consultation with this practitioner",
+            details={"consultation_id": str(open_one)},
+        )
+
+
 async def request_consultation(
     session: AsyncSession,
     *,
@@ -226,19 +243,7 @@ async def request_consultation(
     if years_between(facts.birth_date, today) < GUARDIAN_AGE:
         relation = await patients.linked_relation(session, user_id=principal.user_id, patient_id=patient_id)
     check_guardian(birth_date=facts.birth_date, today=today, relation=relation, guardian_name=guardian_name)
-    open_one = await session.scalar(
-        select(Consultation.id).where(
-            Consultation.patient_id == patient_id,
-            Consultation.practitioner_id == practitioner_id,
-            Consultation.status.in_(OPEN_STATUSES),
-        )
-    )
-    if open_one is not None:
-        raise Conflict(
-            "consultation_open",
-            "this patient already has an open consultation with this practitioner",
-            details={"consultation_id": str(open_one)},
-        )
+    await refuse_second_open(session, patient_id=patient_id, practitioner_id=practitioner_id)
     c = Consultation(
         hospital_id=hospital_id,
         region=facts.region,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.principal import Principal
 from carebridge.consultations import chat, hub, service
-from carebridge.consultations.models import OPEN_STATUSES, Consultation, ConsultationStatus
+from carebridge.consultations.models import Consultation, ConsultationStatus
 from carebridge.core import clock
 from carebridge.core.errors import Conflict
 from carebridge.directory import service as directory
@@ -45,19 +45,7 @@ async def hand_over(
     department_id = await service.consulting_department(
         session, practitioner_id=practitioner_id, hospital_id=c.hospital_id, on=today
     )
-    clash = await session.scalar(
-        select(Consultation.id).where(
-            Consultation.patient_id == c.patient_id,
-            Consultation.practitioner_id == practitioner_id,
-            Consultation.status.in_(OPEN_STATUSES),
-        )
-    )
-    if clash is not None:
-        raise Conflict(
-            "consultation_open",
-            "this patient already has an open consultation with that practitioner",
-            details={"consultation_id": str(clash)},
-        )
+    await service.refuse_second_open(session, patient_id=c.patient_id, practitioner_id=practitioner_id)
     previous = c.practitioner_id
     result = await session.execute(
         update(Consultation)
