@@ -124,6 +124,40 @@ def _values(pool: dict[str, Any], person: dict[str, str], now: datetime, postgre
     return appointment, outbox, idem
 
 
+async def _drive(work: _Work, tasks: int, attempt: Any) -> tuple[float, float]:
+    """``tasks`` patients at a time take places with ``attempt(pool, person) -> took``; wall and CPU seconds."""
+
+    async def run() -> None:
+        while work.open and work.people:
+            person = work.people.pop()
+            while True:
+                pool = work.pick()
+                if pool is None:
+                    return
+                if not await attempt(pool, person):
+                    work.full += 1
+                    work.drop(pool)
+                    continue
+                work.took(pool)
+                break
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(run() for _ in range(tasks)))
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def _report(work: _Work, seconds: float, cpu: float, *, connections: int, tasks: int) -> dict[str, Any]:
+    return {
+        "booked": work.booked,
+        "full_attempts": work.full,
+        "seconds": round(seconds, 3),
+        "bookings_per_s": round(work.booked / seconds, 1),
+        "connections": connections,
+        "tasks": tasks,
+        "client_cpu_ms_per_booking": round(1000 * cpu / max(work.booked, 1), 2),
+    }
+
+
 async def run_postgres(
     dsn: str, pools: list[dict[str, Any]], people: list[dict[str, str]], *, tasks: int, connections: int, seed: int
 ) -> dict[str, Any]:
@@ -134,42 +168,21 @@ async def run_postgres(
     outbox_sql, idem_sql = _sql(INSERT_OUTBOX, 11, True), _sql(INSERT_IDEMPOTENCY, 8, True)
     pg = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
 
-    async def run() -> None:
-        while work.open and work.people:
-            person = work.people.pop()
-            while True:
-                pool = work.pick()
-                if pool is None:
-                    return
-                appointment, outbox, idem = _values(pool, person, datetime.now(UTC), True)
-                async with pg.acquire() as conn, conn.transaction():
-                    took = await conn.fetchval(update, uuid.UUID(str(pool["pool_id"])))
-                    if took is not None:
-                        await conn.execute(appt_sql, *appointment)
-                        await conn.execute(outbox_sql, *outbox)
-                        await conn.execute(idem_sql, *idem)
-                if took is None:
-                    work.full += 1
-                    work.drop(pool)
-                    continue
-                work.took(pool)
-                break
+    async def attempt(pool: dict[str, Any], person: dict[str, str]) -> bool:
+        appointment, outbox, idem = _values(pool, person, datetime.now(UTC), True)
+        async with pg.acquire() as conn, conn.transaction():
+            took = await conn.fetchval(update, uuid.UUID(str(pool["pool_id"])))
+            if took is not None:
+                await conn.execute(appt_sql, *appointment)
+                await conn.execute(outbox_sql, *outbox)
+                await conn.execute(idem_sql, *idem)
+        return took is not None
 
     try:
-        started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(run() for _ in range(tasks)))
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu = await _drive(work, tasks, attempt)
     finally:
         await pg.close()
-    return {
-        "booked": work.booked,
-        "full_attempts": work.full,
-        "seconds": round(seconds, 3),
-        "bookings_per_s": round(work.booked / seconds, 1),
-        "connections": connections,
-        "tasks": tasks,
-        "client_cpu_ms_per_booking": round(1000 * cpu / max(work.booked, 1), 2),
-    }
+    return _report(work, seconds, cpu, connections=connections, tasks=tasks)
 
 
 async def run_sqlite(
@@ -185,45 +198,24 @@ async def run_sqlite(
         await conn.execute(f"PRAGMA {pragma}")
     lock = asyncio.Lock()
 
-    async def run() -> None:
-        while work.open and work.people:
-            person = work.people.pop()
-            while True:
-                pool = work.pick()
-                if pool is None:
-                    return
-                appointment, outbox, idem = _values(pool, person, datetime.now(UTC), False)
-                async with lock:
-                    await conn.execute("BEGIN IMMEDIATE")
-                    cursor = await conn.execute(update, (uuid.UUID(str(pool["pool_id"])).hex,))
-                    took = await cursor.fetchone()
-                    await cursor.close()
-                    if took is None:
-                        await conn.execute("ROLLBACK")
-                    else:
-                        await conn.execute(appt_sql, appointment)
-                        await conn.execute(outbox_sql, outbox)
-                        await conn.execute(idem_sql, idem)
-                        await conn.execute("COMMIT")
-                if took is None:
-                    work.full += 1
-                    work.drop(pool)
-                    continue
-                work.took(pool)
-                break
+    async def attempt(pool: dict[str, Any], person: dict[str, str]) -> bool:
+        appointment, outbox, idem = _values(pool, person, datetime.now(UTC), False)
+        async with lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            cursor = await conn.execute(update, (uuid.UUID(str(pool["pool_id"])).hex,))
+            took = await cursor.fetchone()
+            await cursor.close()
+            if took is None:
+                await conn.execute("ROLLBACK")
+                return False
+            await conn.execute(appt_sql, appointment)
+            await conn.execute(outbox_sql, outbox)
+            await conn.execute(idem_sql, idem)
+            await conn.execute("COMMIT")
+        return True
 
     try:
-        started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(run() for _ in range(tasks)))
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu = await _drive(work, tasks, attempt)
     finally:
         await conn.close()
-    return {
-        "booked": work.booked,
-        "full_attempts": work.full,
-        "seconds": round(seconds, 3),
-        "bookings_per_s": round(work.booked / seconds, 1),
-        "connections": 1,
-        "tasks": tasks,
-        "client_cpu_ms_per_booking": round(1000 * cpu / max(work.booked, 1), 2),
-    }
+    return _report(work, seconds, cpu, connections=1, tasks=tasks)

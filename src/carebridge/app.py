@@ -82,7 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="CareBridge API",
         version=__version__,
-        description="The open internet-hospital platform. Errors: docs/errors.md. Events: docs/events.md.",
+        description=(
+            "The open internet-hospital platform. Errors: docs/errors.md. Events: docs/events.md. "
+            "The consultation chat WebSocket (GET /api/v1/consultations/{id}/chat): docs/chat.md."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from carebridge.auth import service
 from carebridge.auth.models import Role
@@ -31,8 +32,8 @@ async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def bearer_token(request: Request) -> tuple[str | None, bool]:
-    """The token and whether it came from the cookie."""
+def bearer_token(request: HTTPConnection) -> tuple[str | None, bool]:
+    """The token and whether it came from the cookie (requests and WebSockets alike)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -43,7 +44,7 @@ def bearer_token(request: Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
-async def resolve(request: Request, token: str) -> Principal | None:
+async def resolve(request: HTTPConnection, token: str) -> Principal | None:
     digest = service.token_digest(token)
     hit = service.PRINCIPALS.get(digest)
     if hit is not None and (hit[1] is None or hit[1] > clock.now()):

@@ -16,8 +16,8 @@ import filetype
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
+from carebridge.consultations import service
 from carebridge.consultations.models import (
     OPEN_STATUSES,
     Attachment,
@@ -38,10 +38,6 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 class FileTooLarge(DomainError):
     status = 413
     code = "file_too_large"
-
-
-def side_of(principal: Principal) -> str:
-    return "doctor" if principal.role == Role.doctor else "patient"
 
 
 def sniff(data: bytes, declared: str | None, *, limit: int) -> str:
@@ -105,7 +101,7 @@ async def upload(
         id=new_id(),
         consultation_id=consultation.id,
         uploaded_by_user_id=principal.user_id,
-        side=side_of(principal),
+        side=service.side_of(principal),
         purpose=purpose,
         filename=clean_filename(filename),
         content_type=mime,

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carebridge.consultations import hub
 from carebridge.consultations.models import Call, Consultation, ConsultationKind, ConsultationStatus
 from carebridge.core import clock
 from carebridge.core.errors import Conflict
@@ -47,12 +48,25 @@ def _emit(session: AsyncSession, type_: str, c: Consultation, call: Call, actor:
     )
 
 
+def call_frame(call: Call) -> dict[str, object]:
+    """What the consultation's sockets are told (``call`` frame, docs/chat.md)."""
+    frame: dict[str, object] = {
+        "type": "call",
+        "state": "ended" if call.ended_at else "started",
+        "call_id": str(call.id),
+    }
+    if call.ended_at is not None:
+        frame["duration_seconds"] = call.duration_seconds
+    return frame
+
+
 async def open_call(session: AsyncSession, c: Consultation) -> Call | None:
     return await session.scalar(select(Call).where(Call.consultation_id == c.id, Call.ended_at.is_(None)))
 
 
 async def start_call(session: AsyncSession, c: Consultation, *, side: str, actor: str) -> Call | None:
-    """Record a call's start; ``None`` if one is already running (a repeated answer, a renegotiation)."""
+    """Record a call's start and tell the sockets; ``None`` if one is already running (a repeated answer, a
+    renegotiation)."""
     require_video(c)
     if await open_call(session, c) is not None:
         return None
@@ -64,11 +78,12 @@ async def start_call(session: AsyncSession, c: Consultation, *, side: str, actor
     except IntegrityError:  # the other side's answer won the race
         return None
     _emit(session, "call.started", c, call, actor)
+    await hub.publish(session, c.id, call_frame(call))
     return call
 
 
 async def end_call(session: AsyncSession, c: Consultation, *, by: str, actor: str) -> Call | None:
-    """End the running call, if any (a hang-up, or the consultation ending)."""
+    """End the running call, if any (a hang-up, or the consultation ending), and tell the sockets."""
     call = await open_call(session, c)
     if call is None:
         return None
@@ -84,4 +99,5 @@ async def end_call(session: AsyncSession, c: Consultation, *, by: str, actor: st
         return None  # the other side hung up at the same moment
     call.ended_at, call.ended_by, call.duration_seconds = now, by, duration
     _emit(session, "call.ended", c, call, actor, ended_by=by, ended_at=now, duration_seconds=duration)
+    await hub.publish(session, c.id, call_frame(call))
     return call

@@ -288,6 +288,11 @@ async def authorised(session: AsyncSession, *, principal: Principal, consultatio
     return c
 
 
+def side_of(principal: Principal) -> str:
+    """Which side of a consultation a participant is on."""
+    return "doctor" if principal.role == Role.doctor else "patient"
+
+
 async def audit_chat_read(session: AsyncSession, principal: Principal, c: Consultation, *, after: int) -> None:
     """The conversation is personal data: every read of it leaves an audit record."""
     audit.record(
@@ -339,10 +344,8 @@ async def move(
         )
     await session.refresh(c)
     await hub.publish(session, c.id, status_frame(c))
-    if to not in OPEN_STATUSES:
-        call = await calls.end_call(session, c, by="system", actor="system")
-        if call is not None:
-            await hub.publish(session, c.id, {"type": "call", "state": "ended", "call_id": str(call.id)})
+    if to not in OPEN_STATUSES and c.kind == ConsultationKind.video:
+        await calls.end_call(session, c, by="system", actor="system")
 
 
 async def accept(session: AsyncSession, *, principal: Principal, consultation_id: uuid.UUID) -> Consultation:
@@ -386,7 +389,7 @@ async def _end(
     to: ConsultationStatus,
 ) -> Consultation:
     c = await authorised(session, principal=principal, consultation_id=consultation_id)
-    by = "doctor" if principal.role == Role.doctor else "patient"
+    by = side_of(principal)
     await move(
         session, c, allowed=allowed, to=to, values={"ended_at": clock.now(), "ended_by": by, "end_reason": reason}
     )

@@ -27,7 +27,7 @@ from fastapi import APIRouter, WebSocket
 from pydantic import Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from carebridge.auth.dependencies import CSRF_COOKIE, SESSION_COOKIE, resolve
+from carebridge.auth.dependencies import CSRF_COOKIE, bearer_token, resolve
 from carebridge.auth.principal import Principal
 from carebridge.consultations import attachments, calls, chat, hub, service
 from carebridge.consultations.models import Consultation
@@ -82,20 +82,14 @@ class Closing(Exception):
 
 
 async def _authenticate(ws: WebSocket) -> Principal:
-    header = ws.headers.get("authorization")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("bad_authorization_header", "use 'Authorization: Bearer <token>'")
-        token = token.strip()
-    else:
-        token = ws.cookies.get(SESSION_COOKIE, "")
-        if not token:
-            raise Unauthorized("not_authenticated", "log in and send 'Authorization: Bearer <token>'")
+    token, from_cookie = bearer_token(ws)
+    if token is None:
+        raise Unauthorized("not_authenticated", "log in and send 'Authorization: Bearer <token>'")
+    if from_cookie:  # WebSocket has no CORS: only the platform's own pages may use the visitor's cookie
         origin = ws.headers.get("origin")
         if not origin or urlsplit(origin).netloc != ws.headers.get("host") or not ws.cookies.get(CSRF_COOKIE):
             raise Forbidden("bad_origin", "a cookie-authenticated socket must come from this site's own pages")
-    principal = await resolve(ws, token)  # type: ignore[arg-type]
+    principal = await resolve(ws, token)
     if principal is None:
         raise Unauthorized("invalid_token", "the token is unknown, expired or revoked")
     return principal
@@ -137,7 +131,7 @@ async def chat_socket(ws: WebSocket, consultation_id: str) -> None:
         if frame["type"] == "status":
             _after_status(conn, frame)
 
-    side = attachments.side_of(principal)
+    side = service.side_of(principal)
     conn = hub.Connection(
         consultation_id=c.id, side=side, user_id=principal.user_id, practitioner_id=principal.practitioner_id, send=send
     )
@@ -320,22 +314,9 @@ class Reader:
                 calls.require_video(c, running=frame.kind == "answer")
                 await hub.publish(session, c.id, out, to_side=other)
                 if frame.kind == "answer":
-                    call = await calls.start_call(session, c, side=self.conn.side, actor=self.principal.actor)
-                    if call is not None:
-                        await hub.publish(session, c.id, {"type": "call", "state": "started", "call_id": str(call.id)})
+                    await calls.start_call(session, c, side=self.conn.side, actor=self.principal.actor)
                 else:
-                    call = await calls.end_call(session, c, by=self.conn.side, actor=self.principal.actor)
-                    if call is not None:
-                        await hub.publish(
-                            session,
-                            c.id,
-                            {
-                                "type": "call",
-                                "state": "ended",
-                                "call_id": str(call.id),
-                                "duration_seconds": call.duration_seconds,
-                            },
-                        )
+                    await calls.end_call(session, c, by=self.conn.side, actor=self.principal.actor)
             return
         async with self.db.read() as session:
             calls.require_video(await service.get_consultation(session, self.c.id))
