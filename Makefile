@@ -44,4 +44,4 @@ lint:
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) carebridge-demo.db* test-artifacts
+	rm -rf $(VENV) carebridge-demo.db* carebridge-files test-artifacts
