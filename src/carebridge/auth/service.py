@@ -252,3 +252,11 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None:
         raise not_found("user", user_id)
     return user
+
+
+async def reauthenticate(session: AsyncSession, *, principal: Principal, password: str) -> None:
+    """Proof that the person at the keyboard is the account's owner, now (rule R5: a doctor signs records and
+    prescriptions in a real-name session). 401 ``reauthentication_failed`` for a wrong password."""
+    user = await session.get(User, principal.user_id)
+    if user is None or not user.active or not await _verify(user.password_hash, password):
+        raise Unauthorized("reauthentication_failed", "the password is wrong: signing needs your own password")

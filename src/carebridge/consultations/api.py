@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
-from carebridge.consultations import attachments, chat, service, transfer, ws
+from carebridge.consultations import attachments, chat, records_api, service, transfer, ws
 from carebridge.consultations.models import AttachmentPurpose, ConsultationStatus
 from carebridge.consultations.present import consultation_detail, consultations_out, diagnosis_out
 from carebridge.consultations.schemas import (
@@ -30,7 +30,9 @@ from carebridge.database.engine import Database
 
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
 router.include_router(ws.router)  # the chat WebSocket
+router.include_router(records_api.router)  # records, quality control, follow-ups
 UPLOAD_PATH = re.compile(r"^/api/v1/consultations/[^/]+/attachments$")
+DOCUMENT_PATH = re.compile(r"^/api/v1/patients/[^/]+/offline-diagnoses/[^/]+/document$")
 
 
 @router.post(
@@ -246,15 +248,69 @@ async def download_attachment(
         row, data = await attachments.read(
             session, request.app.state.files, principal=principal, consultation=c, attachment_id=attachment_id
         )
+    return file_response(data, row.content_type, f"attachment-{row.id.hex[:8]}")
+
+
+def file_response(data: bytes, content_type: str, name: str) -> Response:
+    """A sealed file, opened for one reader: never cached, never sniffed into another type."""
     return Response(
         data,
-        media_type=row.content_type,
+        media_type=content_type,
         headers={
-            "Content-Disposition": f"inline; filename=attachment-{row.id.hex[:8]}",
+            "Content-Disposition": f"inline; filename={name}",
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@router.post(
+    "/patients/{patient_id}/offline-diagnoses/{diagnosis_id}/document",
+    response_model=OfflineDiagnosisOut,
+    summary="Attach the document behind an offline diagnosis (JPEG, PNG, WebP or PDF; replaces an earlier one)",
+)
+async def attach_diagnosis_document(
+    patient_id: uuid.UUID,
+    diagnosis_id: uuid.UUID,
+    request: Request,
+    file: UploadFile = File(..., description="JPEG, PNG, WebP or PDF"),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> OfflineDiagnosisOut:
+    limit = db.settings.max_attachment_bytes
+    data = await file.read(limit + 1)
+    async with db.transaction() as session:
+        row = await attachments.attach_document(
+            session,
+            request.app.state.files,
+            principal=principal,
+            patient_id=patient_id,
+            diagnosis_id=diagnosis_id,
+            filename=file.filename,
+            declared_type=file.content_type,
+            data=data,
+            limit=limit,
+        )
+        return diagnosis_out(row)
+
+
+@router.get(
+    "/offline-diagnoses/{diagnosis_id}/document",
+    response_class=Response,
+    summary="Read an offline diagnosis's document (the patient's accounts; a doctor following it up). Audited",
+)
+async def read_diagnosis_document(
+    diagnosis_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> Response:
+    async with db.transaction() as session:
+        row, data = await attachments.read_document(
+            session, request.app.state.files, principal=principal, diagnosis_id=diagnosis_id
+        )
+        content_type = row.document_content_type or "application/octet-stream"
+    return file_response(data, content_type, f"diagnosis-{row.id.hex[:8]}")
 
 
 @router.get(

@@ -16,6 +16,7 @@ import filetype
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.consultations import service
 from carebridge.consultations.models import (
@@ -23,11 +24,13 @@ from carebridge.consultations.models import (
     Attachment,
     AttachmentPurpose,
     Consultation,
+    OfflineDiagnosis,
 )
 from carebridge.core import audit
 from carebridge.core.errors import Conflict, DomainError, InvalidInput, not_found
 from carebridge.core.files import FileStore
 from carebridge.core.ids import new_id
+from carebridge.patients import service as patients
 
 ALLOWED_TYPES = {"image/jpeg", "image/png", "image/webp", "application/pdf"}
 GENERIC_TYPES = {"", "application/octet-stream"}
@@ -155,3 +158,63 @@ async def read(
         detail={"consultation_id": str(consultation.id)},
     )
     return row, await store.get(row.storage_key)
+
+
+# --- the document behind an offline diagnosis --------------------------------------------------------------
+
+
+async def attach_document(
+    session: AsyncSession,
+    store: FileStore,
+    *,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    diagnosis_id: uuid.UUID,
+    filename: str | None,
+    declared_type: str | None,
+    data: bytes,
+    limit: int,
+) -> OfflineDiagnosis:
+    """Attach (or replace) the document proving an offline diagnosis: a linked account of the patient."""
+    await patients.require_linked(session, principal=principal, patient_id=patient_id)
+    row = await session.get(OfflineDiagnosis, diagnosis_id)
+    if row is None or row.patient_id != patient_id:
+        raise not_found("offline_diagnosis", diagnosis_id)
+    mime = sniff(data, declared_type, limit=limit)
+    key = f"dx-{row.id.hex}-{new_id().hex[-8:]}"  # a replacement gets its own key: the old row stays readable
+    await store.put(key, data)
+    row.document_storage_key = key
+    row.document_filename = clean_filename(filename)
+    row.document_content_type = mime
+    row.document_size = len(data)
+    row.document_sha256 = hashlib.sha256(data).hexdigest()
+    await session.flush()
+    return row
+
+
+async def read_document(
+    session: AsyncSession, store: FileStore, *, principal: Principal, diagnosis_id: uuid.UUID
+) -> tuple[OfflineDiagnosis, bytes]:
+    """The document, for the patient's accounts and for a doctor whose consultation follows it up. Audited."""
+    row = await session.get(OfflineDiagnosis, diagnosis_id)
+    if row is None or row.document_storage_key is None:
+        raise not_found("offline_diagnosis_document", diagnosis_id)
+    if principal.role == Role.doctor:
+        follows = await session.scalar(
+            select(Consultation.id).where(
+                Consultation.offline_diagnosis_id == row.id, Consultation.practitioner_id == principal.practitioner_id
+            )
+        )
+        if follows is None:
+            raise not_found("offline_diagnosis_document", diagnosis_id)
+    else:
+        await patients.require_linked(session, principal=principal, patient_id=row.patient_id)
+    audit.record(
+        session,
+        action="offline_diagnosis.document.read",
+        subject_type="offline_diagnosis",
+        subject_id=row.id,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role.value,
+    )
+    return row, await store.get(row.document_storage_key)

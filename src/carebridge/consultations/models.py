@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carebridge.core import clock
@@ -43,6 +44,12 @@ class OfflineDiagnosis(IdMixin, Base):
     diagnosis: Mapped[str] = mapped_column(EncryptedString(2000))  # health data: sealed like names
     recorded_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # The document that proves it (a discharge letter, an outpatient record): sealed in the file store.
+    document_storage_key: Mapped[str | None] = mapped_column(String(200))
+    document_filename: Mapped[str | None] = mapped_column(EncryptedString(600))
+    document_content_type: Mapped[str | None] = mapped_column(String(64))
+    document_size: Mapped[int | None]
+    document_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Consultation(IdMixin, Base):
@@ -146,3 +153,107 @@ class Call(IdMixin, Base):
             postgresql_where=text("ended_at IS NULL"),
         ),
     )
+
+
+class RecordStatus(enum.StrEnum):
+    draft = "draft"
+    signed = "signed"
+
+
+class MedicalRecord(IdMixin, Base):
+    """The outpatient record of one consultation, one row per version.
+
+    A signed version never changes again: its ``content_sha256`` covers every clinical field and the signature
+    covers the hash. A change is a new version (``version`` + 1) with ``amend_reason``; the highest signed version
+    is the record in force.
+    """
+
+    __tablename__ = "medical_records"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospitals.id"))
+    region: Mapped[str] = mapped_column(String(12))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"))
+    status: Mapped[RecordStatus] = mapped_column(enum_type(RecordStatus))
+    # Health data: sealed at rest.
+    chief_complaint: Mapped[str | None] = mapped_column(EncryptedString(2000))
+    present_illness: Mapped[str | None] = mapped_column(EncryptedString(8000))
+    past_history: Mapped[str | None] = mapped_column(EncryptedString(6000))
+    allergies: Mapped[str | None] = mapped_column(EncryptedString(2000))
+    physical_findings: Mapped[str | None] = mapped_column(EncryptedString(6000))
+    advice: Mapped[str | None] = mapped_column(EncryptedString(6000))
+    # ICD-10 codes in order, the first the main diagnosis: [{"code": "E11.9", "title": "..."}]
+    diagnoses: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    amend_reason: Mapped[str | None] = mapped_column(String(500))
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128))
+    signed_at: Mapped[datetime | None]
+    signed_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "version"),
+        # at most one draft per consultation
+        Index(
+            "uq_medical_records_draft",
+            "consultation_id",
+            unique=True,
+            sqlite_where=text("status = 'draft'"),
+            postgresql_where=text("status = 'draft'"),
+        ),
+    )
+
+
+class QcStatus(enum.StrEnum):
+    clean = "clean"  # no defect
+    open = "open"  # defects for the hospital to work through
+    resolved = "resolved"  # a hospital admin dealt with them
+    superseded = "superseded"  # a later version of the record replaced this one
+
+
+class RecordQuality(IdMixin, Base):
+    """The quality-control result of one signed record version: its defects, each with a code and a weight."""
+
+    __tablename__ = "record_quality"
+
+    record_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("medical_records.id"), unique=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"))
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospitals.id"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"))
+    status: Mapped[QcStatus] = mapped_column(enum_type(QcStatus))
+    score: Mapped[int] = mapped_column(Integer)  # 100 minus the defects' weights, not below 0
+    defect_count: Mapped[int] = mapped_column(Integer)
+    defects: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    checked_at: Mapped[datetime] = mapped_column(default=clock.now)
+    resolved_at: Mapped[datetime | None]
+    resolved_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    resolution: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_record_quality_hospital_status", "hospital_id", "status"),)
+
+
+class FollowUpStatus(enum.StrEnum):
+    scheduled = "scheduled"
+    notified = "notified"
+    cancelled = "cancelled"
+
+
+class FollowUp(IdMixin, Base):
+    """A doctor's reminder for the patient to come back (online or in person) on a day."""
+
+    __tablename__ = "follow_ups"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospitals.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"))
+    due_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(EncryptedString(2000))
+    status: Mapped[FollowUpStatus] = mapped_column(enum_type(FollowUpStatus))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    notified_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_follow_up_status_due", "status", "due_at"),)

@@ -24,6 +24,12 @@ from carebridge.patients import service as patients
 def diagnosis_out(row: OfflineDiagnosis) -> OfflineDiagnosisOut:
     out = OfflineDiagnosisOut.model_validate(row)
     out.icd10_title = icd10.get_description(row.icd10_code) if icd10.is_valid_item(row.icd10_code) else None
+    if row.document_storage_key is not None:
+        out.document = {
+            "content_type": row.document_content_type,
+            "size": row.document_size,
+            "sha256": row.document_sha256,
+        }
     return out
 
 

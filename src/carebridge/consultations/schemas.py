@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import Field, StrictStr
 
@@ -25,6 +26,7 @@ class OfflineDiagnosisOut(Output):
     icd10_title: str | None = None
     diagnosis: str
     created_at: datetime
+    document: dict[str, Any] | None = None  # {content_type, size, sha256} once a document is attached
 
 
 class ConsultationIn(Input):
@@ -130,3 +132,75 @@ class ConvertOut(Output):
     consultation: ConsultationOut
     appointment_id: uuid.UUID
     starts_at: datetime
+
+
+class RecordIn(Input):
+    chief_complaint: StrictStr | None = Field(default=None, max_length=500)
+    present_illness: StrictStr | None = Field(default=None, max_length=3000)
+    past_history: StrictStr | None = Field(default=None, max_length=2000)
+    allergies: StrictStr | None = Field(default=None, max_length=500)
+    physical_findings: StrictStr | None = Field(default=None, max_length=2000)
+    advice: StrictStr | None = Field(default=None, max_length=2000)
+    diagnoses: list[StrictStr] = Field(default_factory=list, max_length=10)  # ICD-10 codes, the main one first
+    amend_reason: StrictStr | None = Field(default=None, min_length=2, max_length=500)
+
+
+class SignIn(Input):
+    password: StrictStr = Field(min_length=1, max_length=128)
+
+
+class QcOut(Output):
+    id: uuid.UUID
+    record_id: uuid.UUID
+    consultation_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    status: str
+    score: int
+    defect_count: int
+    defects: list[dict[str, Any]]
+    checked_at: datetime
+    resolution: str | None
+
+
+class RecordOut(Output):
+    id: uuid.UUID
+    consultation_id: uuid.UUID
+    version: int
+    status: str
+    practitioner_id: uuid.UUID
+    chief_complaint: str | None
+    present_illness: str | None
+    past_history: str | None
+    allergies: str | None
+    physical_findings: str | None
+    advice: str | None
+    diagnoses: list[dict[str, str]]
+    amend_reason: str | None
+    content_sha256: str | None
+    signature: str | None
+    signed_at: datetime | None
+    integrity: str
+    quality: QcOut | None = None
+
+
+class QcPage(Output):
+    items: list[QcOut]
+    total: int
+
+
+class ResolveIn(Input):
+    note: StrictStr = Field(min_length=2, max_length=500)
+
+
+class FollowUpIn(Input):
+    due_on: date
+    note: StrictStr | None = Field(default=None, max_length=500)
+
+
+class FollowUpOut(Output):
+    id: uuid.UUID
+    consultation_id: uuid.UUID
+    due_at: datetime
+    note: str | None
+    status: str
+    notified_at: datetime | None

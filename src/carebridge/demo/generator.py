@@ -73,6 +73,7 @@ class DemoSummary:
     patients: int = 0
     users: int = 0
     schedules: int = 0
+    formulary_drugs: int = 0
     logins: list[DemoLogin] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     already_present: bool = False
@@ -98,6 +99,7 @@ class DemoSummary:
             "patients",
             "users",
             "schedules",
+            "formulary_drugs",
         ):
             lines.append(f"  {label:<14}{getattr(self, label):>10,}")
         lines += [f"  note: {note}" for note in self.notes]
@@ -133,6 +135,7 @@ async def load_demo_data(
                 return summary
             builder = _Builder(session, seed=seed, today=today)
             await builder.build(hospitals)
+            builder.summary.formulary_drugs = await _formulary(session, builder.hospital_ids)
         summary = builder.summary
         summary.seed = seed
         summary.data_seconds = _time.perf_counter() - started
@@ -141,6 +144,22 @@ async def load_demo_data(
         await db.dispose()
     summary.seconds = _time.perf_counter() - started
     return summary
+
+
+async def _formulary(session: AsyncSession, hospital_ids: list[uuid.UUID]) -> int:
+    """Every demo hospital gets the demo formulary (demo/formulary.csv), through the import's own checks."""
+    from importlib import resources
+
+    from carebridge.prescribing import formulary, knowledge
+
+    text = resources.files("carebridge.demo").joinpath("formulary.csv").read_text("utf-8")
+    rows, report = formulary.parse_csv(text, knowledge.current())
+    if report.errors:
+        raise ValueError(f"demo formulary: {report.errors[:3]}")
+    for hospital_id in hospital_ids:
+        formulary.add_rows(session, hospital_id, rows)
+    await session.flush()
+    return len(rows) * len(hospital_ids)
 
 
 # ------------------------------------------------------------------------------------------------ building

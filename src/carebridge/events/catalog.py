@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-CATALOG_VERSION = "1.2"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over (new types: minor changes)
+CATALOG_VERSION = "1.3"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
+# delivery.*, follow_up.* (new types: minor changes)
 
 
 class EventData(BaseModel):
@@ -166,6 +167,114 @@ class CallEnded(CallData):
     duration_seconds: int
 
 
+class RecordSigned(EventData):
+    record_id: uuid.UUID
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    version: int
+    diagnoses: list[str]
+    content_sha256: str
+    signed_at: datetime
+    consultation_ended_at: datetime | None
+    hours_after_consultation: float | None  # rule R15
+    amend_reason: str | None
+
+
+class RecordQcScored(EventData):
+    record_id: uuid.UUID
+    consultation_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    version: int
+    score: int
+    defect_count: int
+    defects: list[str]
+
+
+class PrescriptionLine(EventData):
+    line: int
+    drug_code: str
+    substance: str
+    atc_code: str
+    special_control: str | None
+    antibiotic_grade: str | None
+    dose: float
+    dose_unit: str
+    frequency: str
+    route: str
+    days: int
+    quantity: int
+    amount_fen: int
+
+
+class PrescriptionData(EventData):
+    prescription_id: uuid.UUID
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    revision: int
+    status: str
+
+
+class PrescriptionChecked(PrescriptionData):
+    diagnoses: list[str]
+    items: list[PrescriptionLine]
+    total_fen: int
+    blocks: list[str]  # finding codes, e.g. "special_control_drug"
+    warnings: list[str]
+    rules: list[str]  # the rules the findings enforce, e.g. "R9"
+
+
+class PrescriptionSigned(PrescriptionData):
+    diagnoses: list[str]
+    items: list[PrescriptionLine]
+    total_fen: int
+    long_term: bool
+    content_sha256: str
+    signed_at: datetime
+    expires_at: datetime
+    overrides: list[str]  # the warnings the doctor overrode, with a reason kept on the prescription
+
+
+class PrescriptionReviewed(PrescriptionData):
+    pharmacist_user_id: uuid.UUID
+    reason: str | None
+
+
+class PrescriptionEnded(PrescriptionData):
+    reason: str
+
+
+class DeliveryData(EventData):
+    delivery_id: uuid.UUID
+    prescription_id: uuid.UUID
+    patient_id: uuid.UUID
+    status: str
+    pharmacy_kind: Literal["hospital", "partner"]
+    pharmacy_name: str
+
+
+class DeliveryCreated(DeliveryData):
+    total_fen: int
+
+
+class DeliveryShipped(DeliveryData):
+    carrier: str
+    tracking_number: str
+
+
+class DeliveryChanged(DeliveryData):
+    reason: str | None = None
+
+
+class FollowUpData(EventData):
+    follow_up_id: uuid.UUID
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    due_at: datetime
+
+
 CATALOG: dict[str, type[EventData]] = {
     "appointment.booked": AppointmentBooked,
     "appointment.cancelled": AppointmentCancelled,
@@ -191,4 +300,20 @@ CATALOG: dict[str, type[EventData]] = {
     "consultation.handed_over": ConsultationHandedOver,
     "call.started": CallStarted,
     "call.ended": CallEnded,
+    "record.signed": RecordSigned,
+    "record.amended": RecordSigned,
+    "record.qc_scored": RecordQcScored,
+    "prescription.checked": PrescriptionChecked,
+    "prescription.signed": PrescriptionSigned,
+    "prescription.approved": PrescriptionReviewed,
+    "prescription.rejected": PrescriptionReviewed,
+    "prescription.expired": PrescriptionEnded,
+    "prescription.cancelled": PrescriptionEnded,
+    "delivery.created": DeliveryCreated,
+    "delivery.dispensed": DeliveryChanged,
+    "delivery.shipped": DeliveryShipped,
+    "delivery.delivered": DeliveryChanged,
+    "delivery.returned": DeliveryChanged,
+    "follow_up.scheduled": FollowUpData,
+    "follow_up.due": FollowUpData,
 }
