@@ -17,6 +17,7 @@ from tests.factories import (
     make_hospital,
     make_id_number,
     make_patient,
+    make_schedule,
     ok,
     unique,
 )
@@ -221,3 +222,53 @@ def test_bad_input(client: httpx.Client, admin_token: str) -> None:
         403,
         404,
     )
+
+
+def test_booked_into_an_online_clinic_session(client: httpx.Client, admin_token: str, server) -> None:  # type: ignore[no-untyped-def]
+    """A schedule with an ``online`` pool is an online clinic session: requesting a consultation with one of
+    its slots books the place through the booking engine and starts the consultation accepted."""
+    world = make_hospital(client, admin_token, practitioners=2)
+    schedule = make_schedule(client, world, pools={"online": 1, "platform": 1})
+    slot = schedule["slots"][0]["id"] if "slots" in schedule else None
+    if slot is None:
+        slot = ok(client.get(f"/api/v1/schedules/{schedule['id']}?channel=online"))["slots"][0]["id"]
+    online = ok(client.get(f"/api/v1/schedules/{schedule['id']}?channel=online"))
+    assert online["slots"][0]["pools"][0]["channel"] == "online"
+    token, patient_id, _ = make_patient(client)
+    dx = _diagnosis(client, token, patient_id)
+    # the online pool is not bookable as an ordinary appointment
+    r = client.post(
+        "/api/v1/appointments",
+        headers=auth(token),
+        json={"patient_id": patient_id, "slot_id": slot, "channel": "online"},
+    )
+    assert r.status_code in (403, 422), r.text
+    # another doctor's slot is refused, and nothing is booked
+    r = _request(
+        client,
+        token,
+        patient_id,
+        world,
+        offline_diagnosis_id=dx["id"],
+        slot_id=slot,
+        practitioner_id=world.extra_practitioners[0],
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "slot_not_this_practitioner"
+    c = ok(_request(client, token, patient_id, world, offline_diagnosis_id=dx["id"], slot_id=slot), 201)
+    assert c["status"] == "accepted" and c["appointment_id"]
+    # the single online place is gone: a second patient gets slot_full, and no consultation is left behind
+    token2, patient2, _ = make_patient(client)
+    dx2 = _diagnosis(client, token2, patient2)
+    r = _request(client, token2, patient2, world, offline_diagnosis_id=dx2["id"], slot_id=slot)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "slot_full"
+    assert _count(server, "SELECT count(*) FROM consultations WHERE patient_id = :p", p=_uuid(server, patient2)) == 0
+    # the doctor starts and closes it: the appointment is completed
+    doctor = login(client, make_doctor(client, world))
+    ok(client.post(f"/api/v1/consultations/{c['id']}/start", headers=auth(doctor)))
+    ok(client.post(f"/api/v1/consultations/{c['id']}/close", headers=auth(doctor), json={"reason": "done"}))
+    appt = ok(client.get(f"/api/v1/appointments/{c['appointment_id']}", headers=auth(token)))
+    assert appt["status"] == "completed"
+
+
+def _uuid(server, value: str) -> str:  # type: ignore[no-untyped-def]
+    return value.replace("-", "") if server.settings.is_sqlite else value

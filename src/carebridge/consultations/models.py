@@ -64,6 +64,8 @@ class Consultation(IdMixin, Base):
     kind: Mapped[ConsultationKind] = mapped_column(enum_type(ConsultationKind))
     status: Mapped[ConsultationStatus] = mapped_column(enum_type(ConsultationStatus))
     offline_diagnosis_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offline_diagnoses.id"))
+    # Booked into an online clinic session: the place taken in its ``online`` pool (None: on demand).
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointments.id"))
     # The pre-consultation form: health data, sealed at rest.
     complaint: Mapped[str] = mapped_column(EncryptedString(6000))
     history: Mapped[str | None] = mapped_column(EncryptedString(6000))

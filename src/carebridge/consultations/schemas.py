@@ -39,6 +39,9 @@ class ConsultationIn(Input):
     history: StrictStr | None = Field(default=None, max_length=2000)
     allergies: StrictStr | None = Field(default=None, max_length=500)
     guardian_name: StrictStr | None = Field(default=None, min_length=2, max_length=40)
+    # A place in an online clinic session's ``online`` pool (GET /api/v1/schedules?channel=online): the visit is
+    # booked there and starts accepted; without it, an on-demand request the doctor accepts or declines.
+    slot_id: uuid.UUID | None = None
 
 
 class ReasonIn(Input):
@@ -61,6 +64,7 @@ class ConsultationOut(Output):
     kind: ConsultationKind
     status: ConsultationStatus
     offline_diagnosis_id: uuid.UUID
+    appointment_id: uuid.UUID | None = None
     requested_at: datetime
     expires_at: datetime
     accepted_at: datetime | None

@@ -36,6 +36,7 @@ from carebridge.directory.models import FilingKind, PractitionerStatus
 from carebridge.events.outbox import append_event
 from carebridge.patients import service as patients
 from carebridge.patients.models import Relation
+from carebridge.scheduling import booking
 
 MAX_LIST = 200
 GUARDIAN_AGE = 6  # rule R10
@@ -217,8 +218,14 @@ async def request_consultation(
     history: str | None,
     allergies: str | None,
     guardian_name: str | None,
+    slot_id: uuid.UUID | None = None,
 ) -> Consultation:
     """A patient (or their family account) asks a practitioner for an online follow-up visit.
+
+    With ``slot_id``, the visit is booked into an online clinic session: a place is taken in the slot's
+    ``online`` pool through the booking engine (its rules, limits and no-oversell guarantee) and the
+    consultation starts ``accepted``; the booking and the consultation commit together or not at all. 422
+    ``slot_not_this_practitioner`` when the slot is another doctor's or another hospital's.
 
     409 ``first_visit_not_online`` (R1) without an offline diagnosis of this patient; 409
     ``practitioner_not_eligible`` (R3), ``practitioner_not_filed`` (R4), ``not_an_internet_hospital``;
@@ -244,6 +251,18 @@ async def request_consultation(
         relation = await patients.linked_relation(session, user_id=principal.user_id, patient_id=patient_id)
     check_guardian(birth_date=facts.birth_date, today=today, relation=relation, guardian_name=guardian_name)
     await refuse_second_open(session, patient_id=patient_id, practitioner_id=practitioner_id)
+    appointment = None
+    if slot_id is not None:
+        appointment = await booking.book(
+            session, principal=principal, patient_id=patient_id, slot_id=slot_id, channel="online", online=True
+        )
+        if appointment.practitioner_id != practitioner_id or appointment.hospital_id != hospital_id:
+            raise InvalidInput(
+                "slot_not_this_practitioner",
+                "this slot belongs to another doctor's or hospital's session",
+                details={"field": "slot_id"},
+            )
+        await session.flush()  # the appointment row first: the consultation refers to it
     c = Consultation(
         hospital_id=hospital_id,
         region=facts.region,
@@ -261,9 +280,23 @@ async def request_consultation(
         requested_at=now,
         expires_at=now + timedelta(minutes=Policy.request_minutes),
     )
+    if appointment is not None:
+        c.appointment_id = appointment.id
+        c.status = ConsultationStatus.accepted
+        c.accepted_at = now
+        c.expires_at = appointment.ends_at
     session.add(c)
     await session.flush()
-    emit(session, "consultation.requested", c, principal.actor, follows_up_icd10=diagnosis.icd10_code)
+    emit(
+        session,
+        "consultation.requested",
+        c,
+        principal.actor,
+        follows_up_icd10=diagnosis.icd10_code,
+        appointment_id=c.appointment_id,
+    )
+    if appointment is not None:
+        emit(session, "consultation.accepted", c, "system")  # the booked place is the doctor's acceptance
     return c
 
 
@@ -394,6 +427,11 @@ async def _end(
         session, c, allowed=allowed, to=to, values={"ended_at": clock.now(), "ended_by": by, "end_reason": reason}
     )
     emit(session, f"consultation.{to.value}", c, principal.actor, reason=reason)
+    if c.appointment_id is not None:  # the online clinic place: used, or given back
+        if to == ConsultationStatus.closed:
+            await booking.complete_online(session, appointment_id=c.appointment_id, actor=principal.actor)
+        elif to == ConsultationStatus.cancelled:
+            await booking.cancel(session, principal=principal, appointment_id=c.appointment_id, reason=reason)
     return c
 
 

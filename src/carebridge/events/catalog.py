@@ -132,6 +132,7 @@ class ConsultationData(EventData):
 
 class ConsultationRequested(ConsultationData):
     follows_up_icd10: str  # the offline diagnosis this visit follows up (rule R1)
+    appointment_id: uuid.UUID | None = None  # booked into an online clinic session (1.3)
 
 
 class ConsultationChanged(ConsultationData):

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -60,6 +61,7 @@ async def find_schedules(
     practitioner_id: uuid.UUID | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    channel: Literal["platform", "online"] = "platform",
     db: Database = Depends(get_db),
 ) -> list[ScheduleOut]:
     if not (hospital_id or department_id or practitioner_id):
@@ -77,11 +79,14 @@ async def find_schedules(
             date_to=end,
         )
         pools = await schedules.pools_by_schedule(session, [s.id for s in rows])
-        return await schedules_out(session, rows, pools, None, channels=booking.PATIENT_CHANNELS, tz={})
+        # ``online``: the online clinic sessions' places, booked by requesting a consultation with a slot_id
+        return await schedules_out(session, rows, pools, None, channels={channel}, tz={})
 
 
 @router.get("/schedules/{schedule_id}", response_model=ScheduleOut, summary="A session and its slots (public)")
-async def get_schedule(schedule_id: uuid.UUID, db: Database = Depends(get_db)) -> ScheduleOut:
+async def get_schedule(
+    schedule_id: uuid.UUID, channel: Literal["platform", "online"] = "platform", db: Database = Depends(get_db)
+) -> ScheduleOut:
     async with db.read() as session:
         schedule = await schedules.get_schedule(session, schedule_id)
         hospital = await directory.get_hospital(session, schedule.hospital_id)
@@ -93,7 +98,7 @@ async def get_schedule(schedule_id: uuid.UUID, db: Database = Depends(get_db)) -
                 [schedule],
                 pools,
                 slots,
-                channels=booking.PATIENT_CHANNELS,
+                channels={channel},
                 tz={hospital.id: hospital.timezone},
             )
         )[0]

@@ -38,6 +38,7 @@ from carebridge.scheduling.rules import EffectiveRules, effective_rules
 
 PATIENT_CHANNELS = {"platform"}
 COUNTER_CHANNELS = {"onsite"}
+ONLINE_CHANNEL = "online"  # an online clinic session's places: booked by requesting a consultation
 
 
 def appointment_data(appt: Appointment, **extra: object) -> dict[str, object]:
@@ -194,7 +195,18 @@ async def pool_is_full(session: AsyncSession, slot_id: uuid.UUID, channel: str) 
     return False
 
 
-def _authorise_channel(principal: Principal, channel: str, schedule: Schedule, *, by_doctor: bool = False) -> None:
+def _authorise_channel(
+    principal: Principal, channel: str, schedule: Schedule, *, by_doctor: bool = False, online: bool = False
+) -> None:
+    if online:  # a patient booking an online clinic place through consultations.service.request_consultation
+        principal.require_role(Role.patient)
+        if channel != ONLINE_CHANNEL:
+            raise Forbidden("channel_not_allowed", f"an online consultation books the online channel, not {channel}")
+        return
+    if channel == ONLINE_CHANNEL:
+        raise Forbidden(
+            "channel_not_allowed", "online clinic places are booked by requesting a consultation with slot_id"
+        )
     if by_doctor:  # a doctor arranging an in-person visit from a consultation (the caller checked the consultation)
         principal.require_role(Role.doctor)
         if principal.hospital_id != schedule.hospital_id:
@@ -223,6 +235,7 @@ async def book(
     rescheduled_from: Appointment | None = None,
     from_waitlist_pool: uuid.UUID | None = None,
     by_doctor: bool = False,
+    online: bool = False,
 ) -> Appointment:
     """Book a place for a patient in a slot's channel pool.
 
@@ -235,7 +248,7 @@ async def book(
     else:
         facts = await patients.facts(session, patient_id)
     pool, schedule, slot = await load_place(session, slot_id, channel)
-    _authorise_channel(principal, channel, schedule, by_doctor=by_doctor)
+    _authorise_channel(principal, channel, schedule, by_doctor=by_doctor, online=online)
     zone = await directory.timezone_of(session, schedule.hospital_id)
     rules = await effective_rules(session, hospital_id=schedule.hospital_id, department_id=schedule.department_id)
     now = clock.now()
@@ -278,6 +291,17 @@ async def book(
     if rescheduled_from is None:
         emit(session, "appointment.booked", appt, principal.actor)
     return appt
+
+
+async def complete_online(session: AsyncSession, *, appointment_id: uuid.UUID, actor: str) -> None:
+    """An online clinic appointment whose consultation took place: booked -> completed (no counter check-in)."""
+    result = await session.execute(
+        update(Appointment)
+        .where(Appointment.id == appointment_id, Appointment.status == AppointmentStatus.booked)
+        .values(status=AppointmentStatus.completed, completed_at=clock.now())
+    )
+    if result.rowcount == 1:
+        emit(session, "appointment.completed", await get_appointment(session, appointment_id), actor)
 
 
 async def get_appointment(session: AsyncSession, appointment_id: uuid.UUID) -> Appointment:

@@ -19,7 +19,7 @@ from carebridge.scheduling import availability
 from carebridge.scheduling import rules as rules_service
 from carebridge.scheduling.models import Schedule, ScheduleStatus, Slot, SlotPool
 
-CHANNEL = re.compile(r"^(onsite|platform|referral|partner:[a-z0-9][a-z0-9_\-]{0,31})$")
+CHANNEL = re.compile(r"^(onsite|platform|online|referral|partner:[a-z0-9][a-z0-9_\-]{0,31})$")
 PLATFORM = "platform"
 
 
@@ -27,7 +27,7 @@ def check_channel(channel: str, field: str = "channel") -> str:
     if not CHANNEL.match(channel):
         raise InvalidInput(
             "unknown_channel",
-            "a channel is onsite, platform, referral or partner:<app>",
+            "a channel is onsite, platform, online, referral or partner:<app>",
             details={"field": field, "value": channel[:60]},
         )
     return channel

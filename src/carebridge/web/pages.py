@@ -26,7 +26,12 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["static_url"] = static_url
 
-ROLE_HOME = {Role.patient: "/patient", Role.hospital_admin: "/admin", Role.doctor: "/doctor"}
+ROLE_HOME = {
+    Role.patient: "/patient",
+    Role.hospital_admin: "/admin",
+    Role.doctor: "/doctor",
+    Role.pharmacist: "/pharmacist",
+}
 ROLE_LABEL = {
     Role.patient: "患者 Patient",
     Role.doctor: "医生 Doctor",
@@ -39,6 +44,7 @@ NAV = {
     Role.patient: [
         ("/patient", "预约挂号", "Book"),
         ("/patient/appointments", "我的预约", "My appointments"),
+        ("/patient/consultations", "在线问诊", "Consult online"),
         ("/patient/notifications", "消息", "Messages"),
     ],
     Role.hospital_admin: [
@@ -46,8 +52,10 @@ NAV = {
         ("/admin/templates", "模板", "Templates"),
         ("/admin/rules", "规则", "Rules"),
         ("/admin/no-shows", "爽约", "No-shows"),
+        ("/admin/qc", "病历质控", "Record QC"),
     ],
-    Role.doctor: [("/doctor", "今日出诊", "Today")],
+    Role.doctor: [("/doctor", "今日出诊", "Today"), ("/doctor/consultations", "在线诊室", "Online clinic")],
+    Role.pharmacist: [("/pharmacist", "处方审核与配送", "Review and delivery")],
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -189,6 +197,18 @@ async def patient_queue(request: Request, appointment_id: uuid.UUID) -> Response
     return await _patient_page(request, "patient/queue.html", "patient-queue", appointment=appointment_id)
 
 
+@router.get("/patient/consultations")
+async def patient_consultations(request: Request) -> Response:
+    return await _patient_page(request, "patient/consultations.html", "patient-consultations")
+
+
+@router.get("/patient/consultations/{consultation_id}")
+async def patient_consultation(request: Request, consultation_id: uuid.UUID) -> Response:
+    return await _patient_page(
+        request, "patient/consultation.html", "patient-consultation", consultation=consultation_id
+    )
+
+
 @router.get("/patient/notifications")
 async def patient_notifications(request: Request) -> Response:
     return await _patient_page(request, "patient/notifications.html", "patient-notifications")
@@ -229,6 +249,11 @@ async def admin_rules(request: Request) -> Response:
     return await _admin_page(request, "admin/rules.html", "admin-rules")
 
 
+@router.get("/admin/qc")
+async def admin_qc(request: Request) -> Response:
+    return await _admin_page(request, "admin/qc.html", "admin-qc")
+
+
 @router.get("/admin/no-shows")
 async def admin_no_shows(request: Request) -> Response:
     return await _admin_page(request, "admin/no_shows.html", "admin-no-shows")
@@ -244,3 +269,43 @@ async def doctor_today(request: Request) -> Response:
         return principal
     today, zone = await hospital_today(request, principal)
     return render(request, "doctor/today.html", principal=principal, page="doctor-today", today=today, tz=zone)
+
+
+@router.get("/doctor/consultations")
+async def doctor_workbench(request: Request) -> Response:
+    """The online clinic: inbox, chat, record and prescription forms (``?c=<consultation id>`` opens one)."""
+    principal = await guard(request, Role.doctor)
+    if isinstance(principal, Response):
+        return principal
+    today, zone = await hospital_today(request, principal)
+    return render(
+        request,
+        "doctor/workbench.html",
+        principal=principal,
+        page="doctor-workbench",
+        today=today,
+        tz=zone,
+        hospital_id=str(principal.hospital_id),
+        wide=True,
+    )
+
+
+# --- pharmacists ----------------------------------------------------------------------------------------
+
+
+@router.get("/pharmacist")
+async def pharmacist_queue(request: Request) -> Response:
+    principal = await guard(request, Role.pharmacist)
+    if isinstance(principal, Response):
+        return principal
+    today, zone = await hospital_today(request, principal)
+    return render(
+        request,
+        "pharmacist/queue.html",
+        principal=principal,
+        page="pharmacist-queue",
+        today=today,
+        tz=zone,
+        hospital_id=str(principal.hospital_id),
+        wide=True,
+    )

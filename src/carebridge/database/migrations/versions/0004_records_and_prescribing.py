@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-22 02:50:35.651509
+Create Date: 2026-11-22 03:05:56.511892
 """
 
 from __future__ import annotations
@@ -332,6 +332,12 @@ def upgrade() -> None:
     with op.batch_alter_table("record_quality", schema=None) as batch_op:
         batch_op.create_index("ix_record_quality_hospital_status", ["hospital_id", "status"], unique=False)
 
+    with op.batch_alter_table("consultations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("appointment_id", sa.Uuid(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_consultations_appointment_id_appointments"), "appointments", ["appointment_id"], ["id"]
+        )
+
     with op.batch_alter_table("offline_diagnoses", schema=None) as batch_op:
         batch_op.add_column(sa.Column("document_storage_key", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("document_filename", sa.String(length=600), nullable=True))
@@ -350,6 +356,10 @@ def downgrade() -> None:
         batch_op.drop_column("document_content_type")
         batch_op.drop_column("document_filename")
         batch_op.drop_column("document_storage_key")
+
+    with op.batch_alter_table("consultations", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("fk_consultations_appointment_id_appointments"), type_="foreignkey")
+        batch_op.drop_column("appointment_id")
 
     with op.batch_alter_table("record_quality", schema=None) as batch_op:
         batch_op.drop_index("ix_record_quality_hospital_status")
