@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role, User
 from carebridge.config import Settings
+from carebridge.consultations.models import OfflineDiagnosis
 from carebridge.core import clock, crypto
 from carebridge.core.ids import new_id
 from carebridge.database.base import Base
@@ -536,6 +537,19 @@ class _Builder:
             for relation, person in family:
                 patient_id = await self._patient(person)
                 await self.add(PatientLink, user_id=user_id, patient_id=patient_id, relation=relation)
+                if relation == Relation.self:
+                    # Diagnosed in person before, so the demo patient can ask for an online follow-up (rule R1).
+                    await self.add(
+                        OfflineDiagnosis,
+                        id=new_id(),
+                        patient_id=patient_id,
+                        hospital_name=self.hospitals[0].spec.name,
+                        diagnosed_on=self.today - timedelta(days=60),
+                        icd10_code="I10",
+                        diagnosis="原发性高血压",  # sealed by the column type
+                        recorded_by_user_id=user_id,
+                        created_at=clock.now(),
+                    )
 
         # Patients without accounts, for benchmarks.
         bench = min(max(200, 20 * hospital_count), MAX_BENCH_PATIENTS)

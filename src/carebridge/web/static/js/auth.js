@@ -2,7 +2,7 @@
 (function () {
   'use strict';
   var CB = window.CB;
-  var HOME = { patient: '/patient', hospital_admin: '/admin', doctor: '/doctor' };
+  var HOME = { patient: '/patient', hospital_admin: '/admin', doctor: '/doctor', pharmacist: '/pharmacist' };
 
   function destination(role) {
     var home = HOME[role] || '/';
