@@ -416,3 +416,18 @@ def test_offline_diagnosis_document(client: httpx.Client, admin_token: str) -> N
     stranger, _, _ = make_patient(client)
     r = client.post(url, headers=auth(stranger), files={"file": ("a.pdf", pdf, "application/pdf")})
     assert r.status_code == 404
+
+
+def test_password_guessing_through_signing_is_throttled(client: httpx.Client, admin_token: str) -> None:
+    cw = make_consultation(client, admin_token)
+    url = f"/api/v1/consultations/{cw.consultation_id}/record"
+    ok(client.put(url, headers=auth(cw.doctor_token), json={"chief_complaint": "复诊", "diagnoses": ["I10"]}))
+    codes = [
+        client.post(f"{url}/sign", headers=auth(cw.doctor_token), json={"password": f"guess{n}"}).status_code
+        for n in range(6)
+    ]
+    assert codes == [401] * 5 + [429]
+    # even the right password waits now: the draft stays unsigned
+    r = client.post(f"{url}/sign", headers=auth(cw.doctor_token), json={"password": PASSWORD})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "login_throttled"
+    assert ok(client.get(url, headers=auth(cw.doctor_token)))[0]["status"] == "draft"

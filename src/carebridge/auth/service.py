@@ -55,8 +55,13 @@ def token_digest(token: str) -> str:
 class IpThrottle:
     """Failed logins per client address in a sliding window (per worker; the per-account lock is shared)."""
 
-    def __init__(self, limit: int = 20, window_s: float = 900.0) -> None:
-        self.limit, self.window_s = limit, window_s
+    def __init__(
+        self,
+        limit: int = 20,
+        window_s: float = 900.0,
+        message: str = "too many failed logins from this address; try later",
+    ) -> None:
+        self.limit, self.window_s, self.message = limit, window_s, message
         self._fails: dict[str, deque[float]] = defaultdict(deque)
 
     def _trim(self, ip: str) -> deque[float]:
@@ -68,13 +73,16 @@ class IpThrottle:
 
     def check(self, ip: str) -> None:
         if len(self._trim(ip)) >= self.limit:
-            raise TooManyRequests("login_throttled", "too many failed logins from this address; try later")
+            raise TooManyRequests("login_throttled", self.message)
 
     def fail(self, ip: str) -> None:
         self._trim(ip).append(time.monotonic())
 
 
 ip_throttle = IpThrottle()
+# Signing with a password (records, prescriptions): 5 wrong passwords per account in 15 minutes, then 429, so a
+# stolen session cannot guess the password through the sign endpoints.
+reauth_throttle = IpThrottle(limit=5, window_s=900.0, message="too many wrong passwords when signing; try later")
 
 
 def validate_password(password: str) -> None:
@@ -256,7 +264,11 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 async def reauthenticate(session: AsyncSession, *, principal: Principal, password: str) -> None:
     """Proof that the person at the keyboard is the account's owner, now (rule R5: a doctor signs records and
-    prescriptions in a real-name session). 401 ``reauthentication_failed`` for a wrong password."""
+    prescriptions in a real-name session). 401 ``reauthentication_failed`` for a wrong password; 429
+    ``login_throttled`` after 5 wrong ones in 15 minutes (per account, per worker)."""
+    key = str(principal.user_id)
+    reauth_throttle.check(key)
     user = await session.get(User, principal.user_id)
     if user is None or not user.active or not await _verify(user.password_hash, password):
+        reauth_throttle.fail(key)
         raise Unauthorized("reauthentication_failed", "the password is wrong: signing needs your own password")
