@@ -296,8 +296,8 @@ def make_consultation(
     return ConsultationWorld(world, token, patient_id, doctor, c["id"])
 
 
-def make_staff(client: httpx.Client, world: HospitalWorld, role: str = "pharmacist") -> str:
-    """A pharmacist (or hospital_admin) account at the world's hospital; returns its token."""
+def make_staff_account(client: httpx.Client, world: HospitalWorld, role: str = "pharmacist") -> str:
+    """A pharmacist (or hospital_admin) account at the world's hospital; returns its username."""
     username = unique(role[:5])
     body = {
         "username": username,
@@ -307,7 +307,17 @@ def make_staff(client: httpx.Client, world: HospitalWorld, role: str = "pharmaci
         "hospital_id": world.hospital_id,
     }
     ok(client.post("/api/v1/users", headers=auth(world.admin_token), json=body), 201)
-    return login(client, username)
+    return username
+
+
+def make_staff(client: httpx.Client, world: HospitalWorld, role: str = "pharmacist") -> str:
+    """As ``make_staff_account``, logged in: returns the token."""
+    return login(client, make_staff_account(client, world, role))
+
+
+def stored_uuid(server, value: str) -> str:  # type: ignore[no-untyped-def]
+    """How a UUID is stored, for raw SQL in tests: hex without dashes on SQLite, native on PostgreSQL."""
+    return value.replace("-", "") if server.settings.is_sqlite else value
 
 
 def demo_formulary_csv() -> str:

@@ -9,23 +9,12 @@ over with the patient's code -> the record's QC defect resolved by the hospital 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.factories import PASSWORD, auth, load_formulary, make_doctor, make_hospital, ok, unique
+from tests.factories import PASSWORD, auth, load_formulary, make_doctor, make_hospital, make_staff_account, ok
 from tests.test_pages import DESKTOP, PHONE, browser, patient_account, screens  # noqa: F401 (fixtures)
-
-
-def _staff(client: httpx.Client, world: Any, role: str) -> str:
-    username = unique(role[:5])
-    body = {"username": username, "password": PASSWORD, "display_name": "李药师", "role": role}
-    ok(
-        client.post("/api/v1/users", headers=auth(world.admin_token), json={**body, "hospital_id": world.hospital_id}),
-        201,
-    )
-    return username
 
 
 @pytest.mark.browser
@@ -36,7 +25,7 @@ def test_a_whole_consultation_through_the_pages(server, client: httpx.Client, ad
     drugs = load_formulary(client, world)
     special = next(d for d in drugs.values() if d["special_control"])
     doctor_name = make_doctor(client, world)
-    pharmacist_name = _staff(client, world, "pharmacist")
+    pharmacist_name = make_staff_account(client, world)
     username, token, patient_id = patient_account(client)
     dx = ok(
         client.post(

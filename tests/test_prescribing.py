@@ -23,6 +23,7 @@ from tests.factories import (
     make_patient,
     make_staff,
     ok,
+    stored_uuid,
 )
 
 
@@ -98,7 +99,7 @@ def test_record_is_signed_immutable_amended_and_quality_checked(client: httpx.Cl
         server,
         "UPDATE medical_records SET diagnoses = :d WHERE id = :i",
         d='[{"code": "E11.9", "title": "x"}]',
-        i=_uuid(server, versions[0]["id"]),
+        i=stored_uuid(server, versions[0]["id"]),
     )
     versions = ok(client.get(url, headers=auth(cw.doctor_token)))
     assert versions[0]["integrity"] == "tampered" and versions[1]["integrity"] == "verified"
@@ -113,11 +114,6 @@ def test_record_is_signed_immutable_amended_and_quality_checked(client: httpx.Cl
     denied = client.get(f"/api/v1/hospitals/{cw.world.hospital_id}/record-qc", headers=auth(other.admin_token))
     assert denied.status_code == 403
     assert client.get(url, headers=auth(other.admin_token)).status_code == 404
-
-
-def _uuid(server, value: str) -> str:  # type: ignore[no-untyped-def]
-    """How a UUID is stored: hex without dashes on SQLite, native on PostgreSQL."""
-    return value.replace("-", "") if server.settings.is_sqlite else value
 
 
 def test_late_record_is_a_defect_on_the_qc_list(client: httpx.Client, admin_token: str) -> None:

@@ -97,7 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=(
             "The open internet-hospital platform. Errors: docs/errors.md. Events: docs/events.md. "
-            "The consultation chat WebSocket (GET /api/v1/consultations/{id}/chat): docs/chat.md."
+            "The consultation chat WebSocket (GET /api/v1/consultations/{id}/chat): docs/chat.md. Records, "
+            "prescriptions, pharmacist review and delivery: docs/prescribing.md; the medication knowledge the "
+            "prescription checks read: docs/medication-knowledge.md."
         ),
         lifespan=lifespan,
     )

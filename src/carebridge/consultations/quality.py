@@ -26,7 +26,7 @@ from carebridge.core.errors import Conflict, Forbidden, not_found
 from carebridge.events.outbox import append_event
 from carebridge.prescribing import knowledge
 from carebridge.prescribing.checks import same_condition
-from carebridge.prescribing.models import Prescription, PrescriptionItem, PrescriptionStatus
+from carebridge.prescribing.models import Drug, Prescription, PrescriptionItem, PrescriptionStatus
 
 # code: (weight, rule or None, what it means)
 DEFECTS: dict[str, tuple[int, str | None, str]] = {
@@ -130,8 +130,6 @@ async def prescription_facts(session: AsyncSession, consultation_id: uuid.UUID) 
             .order_by(PrescriptionItem.line)
         )
     ).all()
-    from carebridge.prescribing.models import Drug
-
     drugs = {d.id: d for d in await session.scalars(select(Drug).where(Drug.id.in_({i.drug_id for i in items})))}
     out = []
     for r in rows:
@@ -204,15 +202,6 @@ async def score(session: AsyncSession, *, record: MedicalRecord, consultation: C
         },
     )
     return row
-
-
-async def rescore_consultation(session: AsyncSession, consultation: Consultation) -> None:
-    """After a prescription is signed: score the record in force again (nothing if none is signed yet)."""
-    from carebridge.consultations.records import current_signed
-
-    record = await current_signed(session, consultation.id)
-    if record is not None:
-        await score(session, record=record, consultation=consultation)
 
 
 def _require_qc_reader(principal: Principal, hospital_id: uuid.UUID) -> None:

@@ -228,6 +228,13 @@ async def current_signed(session: AsyncSession, consultation_id: uuid.UUID) -> M
     )
 
 
+async def rescore(session: AsyncSession, consultation: Consultation) -> None:
+    """After a prescription is signed: quality-check the record in force again (nothing if none is signed)."""
+    record = await current_signed(session, consultation.id)
+    if record is not None:
+        await quality.score(session, record=record, consultation=consultation)
+
+
 async def patient_allergies(session: AsyncSession, c: Consultation) -> str | None:
     """What the patient is allergic to, as far as this consultation knows: the record's allergy history when
     one is written, else the pre-consultation form's."""

@@ -138,18 +138,27 @@ def _check_out(findings: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def _prescriptions_out(session: AsyncSession, rows: list[Prescription]) -> list[PrescriptionOut]:
+    """Prescriptions with their items and delivery order: two queries for the whole list, not two per row."""
+    ids = [p.id for p in rows]
+    items = await service.items_by_prescription(session, ids)
+    orders = await delivery.order_ids_for(session, ids)
+    return [
+        PrescriptionOut.model_validate(
+            {
+                **{k: getattr(p, k) for k in PrescriptionOut.model_fields if hasattr(p, k) and k != "items"},
+                "items": [ItemOut.model_validate(i) for i in items.get(p.id, [])],
+                **_check_out(p.findings),
+                "integrity": service.integrity(p, items.get(p.id, [])),
+                "delivery_id": orders.get(p.id),
+            }
+        )
+        for p in rows
+    ]
+
+
 async def _prescription_out(session: AsyncSession, p: Prescription) -> PrescriptionOut:
-    items = await service.items_of(session, p.id)
-    order = await delivery.order_for_prescription(session, p.id)
-    return PrescriptionOut.model_validate(
-        {
-            **{k: getattr(p, k) for k in PrescriptionOut.model_fields if hasattr(p, k) and k != "items"},
-            "items": [ItemOut.model_validate(i) for i in items],
-            **_check_out(p.findings),
-            "integrity": service.integrity(p, items),
-            "delivery_id": order.id if order else None,
-        }
-    )
+    return (await _prescriptions_out(session, [p]))[0]
 
 
 @router.post(
@@ -195,7 +204,7 @@ async def consultation_prescriptions(
 ) -> list[PrescriptionOut]:
     async with db.read() as session:
         rows = await service.for_consultation(session, principal=principal, consultation_id=consultation_id)
-        return [await _prescription_out(session, p) for p in rows]
+        return await _prescriptions_out(session, rows)
 
 
 @router.get("/patients/{patient_id}/prescriptions", response_model=list[PrescriptionOut])
@@ -204,7 +213,7 @@ async def patient_prescriptions(
 ) -> list[PrescriptionOut]:
     async with db.read() as session:
         rows = await service.for_patient(session, principal=principal, patient_id=patient_id)
-        return [await _prescription_out(session, p) for p in rows]
+        return await _prescriptions_out(session, rows)
 
 
 @router.get("/prescriptions/{prescription_id}", response_model=PrescriptionOut)
@@ -283,10 +292,7 @@ async def review_queue(
     db: Database = Depends(get_db),
 ) -> list[PrescriptionOut]:
     async with db.read() as session:
-        return [
-            await _prescription_out(session, p)
-            for p in await service.review_queue(session, principal=principal, limit=limit)
-        ]
+        return await _prescriptions_out(session, await service.review_queue(session, principal=principal, limit=limit))
 
 
 @router.post(

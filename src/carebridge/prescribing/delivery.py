@@ -258,5 +258,13 @@ async def pharmacy_orders(
     return list(rows)
 
 
-async def order_for_prescription(session: AsyncSession, prescription_id: uuid.UUID) -> DeliveryOrder | None:
-    return await session.scalar(select(DeliveryOrder).where(DeliveryOrder.prescription_id == prescription_id))
+async def order_ids_for(session: AsyncSession, prescription_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """Prescription id -> its delivery order's id, for those that have one."""
+    if not prescription_ids:
+        return {}
+    rows = await session.execute(
+        select(DeliveryOrder.prescription_id, DeliveryOrder.id).where(
+            DeliveryOrder.prescription_id.in_(prescription_ids)
+        )
+    )
+    return {prescription_id: order_id for prescription_id, order_id in rows}

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth import service as auth
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
-from carebridge.consultations import quality, records
+from carebridge.consultations import records
 from carebridge.consultations import service as consultations
 from carebridge.consultations.models import Consultation, ConsultationStatus, OfflineDiagnosis
 from carebridge.core import clock, signing
@@ -224,11 +224,12 @@ async def write(
     p.findings = findings
     p.overrides = []
     total = 0
+    written: list[PrescriptionItem] = []
     for n, item in enumerate(items, start=1):
         drug = drugs[item.drug_id]
         amount = item.quantity * drug.price_fen
         total += amount
-        session.add(
+        written.append(
             PrescriptionItem(
                 prescription_id=p.id,
                 line=n,
@@ -247,6 +248,7 @@ async def write(
                 amount_fen=amount,
             )
         )
+    session.add_all(written)
     p.total_fen = total
     await session.flush()
     blocks = [f for f in findings if f["level"] == "block"]
@@ -257,7 +259,7 @@ async def write(
         p,
         principal.actor,
         diagnoses=[d["code"] for d in coded],
-        items=await _lines(session, p, drugs),
+        items=_lines(written, drugs),
         total_fen=total,
         blocks=[f["code"] for f in blocks],
         warnings=[f["code"] for f in warns],
@@ -266,12 +268,8 @@ async def write(
     return p
 
 
-async def _lines(
-    session: AsyncSession, p: Prescription, drugs: dict[uuid.UUID, Drug] | None = None
-) -> list[dict[str, Any]]:
-    items = await items_of(session, p.id)
-    if drugs is None:
-        drugs = {d.id: d for d in await session.scalars(select(Drug).where(Drug.id.in_({i.drug_id for i in items})))}
+def _lines(items: list[PrescriptionItem], drugs: dict[uuid.UUID, Drug]) -> list[dict[str, Any]]:
+    """The event catalog's prescription lines (with what the formulary says each drug is)."""
     return [
         {
             "line": i.line,
@@ -290,6 +288,22 @@ async def _lines(
         }
         for i in items
     ]
+
+
+async def items_by_prescription(
+    session: AsyncSession, prescription_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[PrescriptionItem]]:
+    out: dict[uuid.UUID, list[PrescriptionItem]] = {}
+    if not prescription_ids:
+        return out
+    rows = await session.scalars(
+        select(PrescriptionItem)
+        .where(PrescriptionItem.prescription_id.in_(prescription_ids))
+        .order_by(PrescriptionItem.prescription_id, PrescriptionItem.line)
+    )
+    for item in rows:
+        out.setdefault(item.prescription_id, []).append(item)
+    return out
 
 
 async def items_of(session: AsyncSession, prescription_id: uuid.UUID) -> list[PrescriptionItem]:
@@ -376,7 +390,7 @@ async def sign(
         raise Forbidden("not_prescriber", "only the doctor who wrote this prescription can sign it")
     await auth.reauthenticate(session, principal=principal, password=password)
     items = await items_of(session, p.id)
-    rx, _ = await proposal(
+    rx, drugs = await proposal(
         session,
         c,
         p.diagnoses,
@@ -424,7 +438,7 @@ async def sign(
         p,
         principal.actor,
         diagnoses=[d["code"] for d in p.diagnoses],
-        items=await _lines(session, p),
+        items=_lines(items, drugs),
         total_fen=p.total_fen,
         long_term=p.long_term,
         content_sha256=p.content_sha256,
@@ -432,7 +446,7 @@ async def sign(
         expires_at=p.expires_at,
         overrides=[o["code"] for o in p.overrides],
     )
-    await quality.rescore_consultation(session, c)
+    await records.rescore(session, c)
     return p
 
 
