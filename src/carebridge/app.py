@@ -31,9 +31,20 @@ from carebridge.prescribing import knowledge
 from carebridge.prescribing import service as prescriptions
 from carebridge.prescribing.api import FORMULARY_IMPORT_PATH
 from carebridge.scheduling import live, waitlist
+from carebridge.supervision import precheck as supervision
 
 # Each domain package with an ``api.router``; ``events.subscribe(bus, app)`` where it consumes events.
-DOMAINS = ["auth", "directory", "patients", "scheduling", "consultations", "prescribing", "notifications", "web"]
+DOMAINS = [
+    "auth",
+    "directory",
+    "patients",
+    "scheduling",
+    "consultations",
+    "prescribing",
+    "notifications",
+    "supervision",
+    "web",
+]
 
 
 def configure_crypto(settings: Settings) -> None:
@@ -60,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         long_term_days=settings.prescription_long_term_days,
     )
     knowledge.configure(settings.knowledge_files)
+    supervision.configure(enabled=settings.supervision_embedded, zone=settings.default_timezone)
     db = Database(settings)
     bus = MemoryBus(db)
     chat_hub = Hub(db)
@@ -69,9 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay = OutboxRelay(db, bus)
         live.bind(asyncio.get_running_loop())
         tasks = app.state.background
-        await relay.start()
-        for start in tasks:
+        for start in tasks:  # first: the supervision engine's rules are in place before the relay hands it events
             await start.start()
+        await relay.start()
         await chat_hub.start()
         listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
         # What start-up built lives as long as the process: keep the collector from walking it again and again

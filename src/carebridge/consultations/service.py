@@ -12,6 +12,7 @@ accepted -> cancelled. Every change is an event (``consultation.*``) in the same
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -33,10 +34,11 @@ from carebridge.core import audit, clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.directory import service as directory
 from carebridge.directory.models import FilingKind, PractitionerStatus
-from carebridge.events.outbox import append_event
+from carebridge.events.outbox import Event, append_event
 from carebridge.patients import service as patients
 from carebridge.patients.models import Relation
 from carebridge.scheduling import booking
+from carebridge.supervision import precheck as supervision
 
 MAX_LIST = 200
 GUARDIAN_AGE = 6  # rule R10
@@ -115,9 +117,26 @@ async def offline_diagnoses(
 # --- eligibility -------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    """Where a practitioner consults and the facts that allowed it (reported in the events: R3, R4)."""
+
+    department_id: uuid.UUID
+    practice_years: int
+    practitioner_status: str
+    filing_kind: str
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "practice_years": self.practice_years,
+            "practitioner_status": self.practitioner_status,
+            "filing_kind": self.filing_kind,
+        }
+
+
 async def consulting_department(
     session: AsyncSession, *, practitioner_id: uuid.UUID, hospital_id: uuid.UUID, on: date
-) -> uuid.UUID:
+) -> Eligibility:
     """The department a practitioner consults in at an internet hospital today; 409 naming R3 or R4 if they
     may not consult there. Raised the same way at request and at acceptance."""
     hospital = await directory.get_hospital(session, hospital_id)
@@ -149,7 +168,7 @@ async def consulting_department(
             details={"rule": "R4"},
         )
     filings.sort(key=lambda f: (f.kind != FilingKind.main, f.valid_from))
-    return filings[0].department_id
+    return Eligibility(filings[0].department_id, years, str(practitioner.status), str(filings[0].kind))
 
 
 def check_guardian(*, birth_date: date, today: date, relation: Relation | None, guardian_name: str | None) -> None:
@@ -185,6 +204,23 @@ def emit(session: AsyncSession, type_: str, c: Consultation, actor: str, **extra
             "status": c.status.value,
             **extra,
         },
+    )
+
+
+def proposed_event(c: Consultation, type_: str, actor: str, extra: dict[str, Any], **override: Any) -> Event:
+    """The event this consultation's next step would append, for the supervision pre-check."""
+    data = {
+        "consultation_id": str(c.id),
+        "patient_id": str(c.patient_id),
+        "practitioner_id": str(c.practitioner_id),
+        "department_id": str(c.department_id),
+        "kind": c.kind.value,
+        "status": c.status.value,
+        **{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in extra.items()},
+        **override,
+    }
+    return supervision.proposal(
+        type_, hospital_id=c.hospital_id, region=c.region, actor=actor, subject=("consultation", c.id), data=data
     )
 
 
@@ -243,7 +279,7 @@ async def request_consultation(
         raise not_found("offline_diagnosis", offline_diagnosis_id)
     now = clock.now()
     today = clock.to_local(now, await directory.timezone_of(session, hospital_id)).date()
-    department_id = await consulting_department(
+    eligibility = await consulting_department(
         session, practitioner_id=practitioner_id, hospital_id=hospital_id, on=today
     )
     relation = None  # only a young child's case needs to know how the account is related (R10)
@@ -269,7 +305,7 @@ async def request_consultation(
         patient_id=patient_id,
         requested_by_user_id=principal.user_id,
         practitioner_id=practitioner_id,
-        department_id=department_id,
+        department_id=eligibility.department_id,
         kind=kind,
         status=ConsultationStatus.requested,
         offline_diagnosis_id=diagnosis.id,
@@ -287,16 +323,18 @@ async def request_consultation(
         c.expires_at = appointment.ends_at
     session.add(c)
     await session.flush()
-    emit(
-        session,
-        "consultation.requested",
-        c,
-        principal.actor,
-        follows_up_icd10=diagnosis.icd10_code,
-        appointment_id=c.appointment_id,
-    )
-    if appointment is not None:
-        emit(session, "consultation.accepted", c, "system")  # the booked place is the doctor's acceptance
+    requested = {
+        "follows_up_icd10": diagnosis.icd10_code,
+        "appointment_id": c.appointment_id,
+        "patient_age_years": years_between(facts.birth_date, today),
+        "guardian_named": bool(guardian_name),
+        "identity_verified": True,  # a patient profile holds a checksum-valid resident ID number (R6)
+        **eligibility.facts(),
+    }
+    await supervision.enforce(session, proposed_event(c, "consultation.requested", principal.actor, requested))
+    emit(session, "consultation.requested", c, principal.actor, **requested)
+    if appointment is not None:  # the booked place is the doctor's acceptance
+        emit(session, "consultation.accepted", c, "system", **eligibility.facts())
     return c
 
 
@@ -389,11 +427,15 @@ async def accept(session: AsyncSession, *, principal: Principal, consultation_id
     if c.status == ConsultationStatus.requested and c.expires_at <= now:
         raise Conflict("consultation_expired", "this request has lapsed", details={"status": "expired"})
     today = clock.to_local(now, await directory.timezone_of(session, c.hospital_id)).date()
-    await consulting_department(session, practitioner_id=c.practitioner_id, hospital_id=c.hospital_id, on=today)
+    eligibility = await consulting_department(
+        session, practitioner_id=c.practitioner_id, hospital_id=c.hospital_id, on=today
+    )
+    proposal = proposed_event(c, "consultation.accepted", principal.actor, eligibility.facts(), status="accepted")
+    await supervision.enforce(session, proposal)
     await move(
         session, c, allowed=(ConsultationStatus.requested,), to=ConsultationStatus.accepted, values={"accepted_at": now}
     )
-    emit(session, "consultation.accepted", c, principal.actor)
+    emit(session, "consultation.accepted", c, principal.actor, **eligibility.facts())
     return c
 
 

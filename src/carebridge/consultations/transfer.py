@@ -42,9 +42,11 @@ async def hand_over(
     if practitioner_id == c.practitioner_id:
         raise Conflict("same_practitioner", "the consultation is already this practitioner's")
     today = clock.to_local(clock.now(), await directory.timezone_of(session, c.hospital_id)).date()
-    department_id = await service.consulting_department(
-        session, practitioner_id=practitioner_id, hospital_id=c.hospital_id, on=today
-    )
+    department_id = (
+        await service.consulting_department(
+            session, practitioner_id=practitioner_id, hospital_id=c.hospital_id, on=today
+        )
+    ).department_id
     await service.refuse_second_open(session, patient_id=c.patient_id, practitioner_id=practitioner_id)
     previous = c.practitioner_id
     result = await session.execute(

@@ -10,5 +10,6 @@ from carebridge.notifications import models as notification_models  # noqa: F401
 from carebridge.patients import models as patient_models  # noqa: F401
 from carebridge.prescribing import models as prescribing_models  # noqa: F401
 from carebridge.scheduling import models as scheduling_models  # noqa: F401
+from carebridge.supervision import models as supervision_models  # noqa: F401
 
 metadata = Base.metadata

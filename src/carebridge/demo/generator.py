@@ -253,6 +253,9 @@ class _Builder:
             level=HospitalLevel(spec.level),
             licence_number=spec.licence_number,
             licence_expires_on=spec.licence_expires_on,
+            # Verified by the regulator within the year (R18), the last one of every ten about to fall due.
+            licence_verified_on=self.today
+            - timedelta(days=355 if index % 10 == 9 else self.rng(f"licence:{index}").randint(20, 300)),
             is_internet_hospital=spec.is_internet_hospital,
             address=spec.address,
             phone=spec.phone,

@@ -58,6 +58,7 @@ class Hospital(IdMixin, Base):
     level: Mapped[HospitalLevel] = mapped_column(enum_type(HospitalLevel))
     licence_number: Mapped[str] = mapped_column(String(64), unique=True)
     licence_expires_on: Mapped[date]
+    licence_verified_on: Mapped[date | None]  # the regulator's last verification of the licence (R18: yearly)
     is_internet_hospital: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")
     address: Mapped[str | None] = mapped_column(String(200))

@@ -30,6 +30,7 @@ class HospitalIn(Input):
     level: HospitalLevel
     licence_number: StrictStr = Field(min_length=4, max_length=64)
     licence_expires_on: date
+    licence_verified_on: date | None = None
     is_internet_hospital: StrictBool = False
     timezone: StrictStr = Field(default="Asia/Shanghai", max_length=40)
     address: StrictStr | None = Field(default=None, max_length=200)
@@ -42,6 +43,7 @@ class HospitalPatch(Input):
     level: HospitalLevel | None = None
     licence_number: StrictStr | None = Field(default=None, min_length=4, max_length=64)
     licence_expires_on: date | None = None
+    licence_verified_on: date | None = None
     is_internet_hospital: StrictBool | None = None
     address: StrictStr | None = Field(default=None, max_length=200)
     phone: StrictStr | None = Field(default=None, max_length=32)
@@ -49,7 +51,14 @@ class HospitalPatch(Input):
 
 
 # Fields only a platform admin may change: they are what the regulator licenses.
-LICENSED_FIELDS = {"level", "licence_number", "licence_expires_on", "is_internet_hospital", "active"}
+LICENSED_FIELDS = {
+    "level",
+    "licence_number",
+    "licence_expires_on",
+    "licence_verified_on",
+    "is_internet_hospital",
+    "active",
+}
 
 
 class HospitalOut(Output):
@@ -60,6 +69,7 @@ class HospitalOut(Output):
     level: HospitalLevel
     licence_number: str
     licence_expires_on: date
+    licence_verified_on: date | None
     is_internet_hospital: bool
     timezone: str
     address: str | None

@@ -106,7 +106,36 @@ async def create_hospital(session: AsyncSession, *, principal: Principal, **fiel
     session.add(hospital)
     await session.flush()
     _audit(session, principal, "hospital.created", "hospital", hospital.id, hospital.id, {"name": hospital.name})
+    append_event(
+        session,
+        "hospital.registered",
+        subject_type="hospital",
+        subject_id=hospital.id,
+        hospital_id=hospital.id,
+        region=hospital.region_code,
+        actor=principal.actor,
+        data=hospital_profile(hospital),
+    )
     return hospital
+
+
+def hospital_profile(hospital: Hospital) -> dict[str, Any]:
+    """What the event catalog reports of a hospital (``hospital.registered``, ``hospital.changed``)."""
+    return {
+        "hospital_id": hospital.id,
+        "name": hospital.name,
+        "region_code": hospital.region_code,
+        "level": str(hospital.level),
+        "is_internet_hospital": hospital.is_internet_hospital,
+        "licence_expires_on": hospital.licence_expires_on,
+        "licence_verified_on": hospital.licence_verified_on,
+        "active": hospital.active,
+    }
+
+
+async def hospital_profiles(session: AsyncSession) -> list[dict[str, Any]]:
+    """Every hospital's profile (the supervision engine's start-up reconciliation)."""
+    return [hospital_profile(h) for h in (await session.scalars(select(Hospital).order_by(Hospital.id))).all()]
 
 
 def _check_timezone(name: str) -> None:
@@ -154,7 +183,7 @@ async def update_hospital(
         hospital_id=hospital.id,
         region=hospital.region_code,
         actor=principal.actor,
-        data={"hospital_id": hospital.id, "fields": sorted(changes)},
+        data={**hospital_profile(hospital), "fields": sorted(changes)},
     )
     _audit(session, principal, "hospital.updated", "hospital", hospital.id, hospital.id, {"fields": sorted(changes)})
     return hospital

@@ -22,6 +22,7 @@ from carebridge.events.outbox import Event
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,51 @@ class Subscription:
     handler: Handler
 
 
+@dataclass(frozen=True)
+class BatchSubscription:
+    """A consumer that takes a whole relay batch in one transaction and is idempotent on its own (the
+    supervision engine keeps every event under its id, so it needs no receipts)."""
+
+    consumer: str
+    pattern: str
+    handler: BatchHandler
+
+
 class MemoryBus:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.subscriptions: list[Subscription] = []
+        self.batch_subscriptions: list[BatchSubscription] = []
 
     def subscribe(self, consumer: str, pattern: str, handler: Handler) -> None:
         self.subscriptions.append(Subscription(consumer, pattern, handler))
+
+    def subscribe_batch(self, consumer: str, pattern: str, handler: BatchHandler) -> None:
+        self.batch_subscriptions.append(BatchSubscription(consumer, pattern, handler))
+
+    async def publish_batch(self, events: list[Event]) -> set[object]:
+        """Deliver a batch to the batch consumers; returns the ids of the events some consumer failed on.
+
+        A failing batch is retried event by event, so one bad event cannot hold back the others."""
+        failed: set[object] = set()
+        for sub in self.batch_subscriptions:
+            matching = [e for e in events if fnmatch.fnmatchcase(e.type, sub.pattern)]
+            if not matching:
+                continue
+            try:
+                async with self.db.transaction() as session:
+                    await sub.handler(session, matching)
+                continue
+            except Exception:
+                log.exception("batch_consumer_failed", consumer=sub.consumer, events=len(matching))
+            for event in matching:
+                try:
+                    async with self.db.transaction() as session:
+                        await sub.handler(session, [event])
+                except Exception:
+                    log.exception("consumer_failed", consumer=sub.consumer, event_id=str(event.id), type=event.type)
+                    failed.add(event.id)
+        return failed
 
     async def publish(self, event: Event) -> None:
         """Deliver to every matching consumer; raises if any consumer failed (the relay retries)."""

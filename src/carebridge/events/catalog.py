@@ -13,8 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-CATALOG_VERSION = "1.3"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
-# delivery.*, follow_up.* (new types: minor changes)
+CATALOG_VERSION = "1.4"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
+# delivery.*, follow_up.*; 1.4: hospital.registered, hospital profiles, consultation eligibility facts (minor changes:
+# new types and optional fields)
+SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")  # what readers of the catalog (e.g. ingest) accept
 
 
 class EventData(BaseModel):
@@ -116,9 +118,30 @@ class PractitionerFiled(EventData):
     valid_to: date | None
 
 
+class HospitalProfile(EventData):
+    """What a regulator needs of a hospital: where it is (their scope) and its licence (R18)."""
+
+    hospital_id: uuid.UUID
+    name: str
+    region_code: str
+    level: str
+    is_internet_hospital: bool
+    licence_expires_on: date
+    licence_verified_on: date | None = None
+    active: bool = True
+
+
 class HospitalChanged(EventData):
     hospital_id: uuid.UUID
     fields: list[str]
+    # The hospital's profile after the change (1.4).
+    name: str | None = None
+    region_code: str | None = None
+    level: str | None = None
+    is_internet_hospital: bool | None = None
+    licence_expires_on: date | None = None
+    licence_verified_on: date | None = None
+    active: bool | None = None
 
 
 class ConsultationData(EventData):
@@ -130,9 +153,25 @@ class ConsultationData(EventData):
     status: str
 
 
-class ConsultationRequested(ConsultationData):
+class Eligibility(EventData):
+    """The facts the platform checked before a doctor took a consultation (1.4), so a regulator can check them
+    against their own thresholds: rules R3 and R4."""
+
+    practice_years: int | None = None
+    practitioner_status: str | None = None
+    filing_kind: Literal["main", "multi_site"] | None = None
+
+
+class ConsultationRequested(ConsultationData, Eligibility):
     follows_up_icd10: str  # the offline diagnosis this visit follows up (rule R1)
     appointment_id: uuid.UUID | None = None  # booked into an online clinic session (1.3)
+    patient_age_years: int | None = None  # rule R10 (1.4)
+    guardian_named: bool | None = None  # rule R10 (1.4)
+    identity_verified: bool | None = None  # rule R6 (1.4)
+
+
+class ConsultationAccepted(ConsultationData, Eligibility):
+    pass
 
 
 class ConsultationChanged(ConsultationData):
@@ -290,9 +329,10 @@ CATALOG: dict[str, type[EventData]] = {
     "booking.blocked": BookingBlocked,
     "booking.block_lifted": BookingBlockLifted,
     "practitioner.filed": PractitionerFiled,
+    "hospital.registered": HospitalProfile,
     "hospital.changed": HospitalChanged,
     "consultation.requested": ConsultationRequested,
-    "consultation.accepted": ConsultationChanged,
+    "consultation.accepted": ConsultationAccepted,
     "consultation.started": ConsultationChanged,
     "consultation.closed": ConsultationEnded,
     "consultation.rejected": ConsultationEnded,

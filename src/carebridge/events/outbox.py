@@ -67,6 +67,12 @@ class Event:
         }
 
 
+def event_data(type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` validated against the catalog and in its JSON form (ids and times as strings)."""
+    schema = CATALOG[type]  # KeyError is a programming error: every type is in the catalog
+    return schema.model_validate(data).model_dump(mode="json")
+
+
 def append_event(
     session: AsyncSession,
     type: str,
@@ -79,8 +85,7 @@ def append_event(
     actor: str | None = None,
 ) -> OutboxEvent:
     """Add an event to the outbox in the session's transaction; it is published only if that commits."""
-    schema = CATALOG[type]  # KeyError is a programming error: every type is in the catalog
-    payload = schema.model_validate(data).model_dump(mode="json")
+    payload = event_data(type, data)
     row = OutboxEvent(
         id=new_id(),
         type=type,

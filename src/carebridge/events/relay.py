@@ -99,9 +99,12 @@ class OutboxRelay:
             ).all()
             events = sorted((Event.from_row(r) for r in rows), key=lambda e: e.id)
         published: list = []
+        batch_failed = await self.bus.publish_batch(events)
         for event in events:
             try:
                 await self.bus.publish(event)
+                if event.id in batch_failed:
+                    raise RuntimeError("a batch consumer failed")
                 published.append(event.id)
             except Exception:
                 async with self.db.transaction() as session:

@@ -29,10 +29,11 @@ from carebridge.consultations.models import Consultation, ConsultationStatus, Of
 from carebridge.core import clock, signing
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.core.transitions import transition
-from carebridge.events.outbox import append_event
+from carebridge.events.outbox import append_event, event_data
 from carebridge.patients import service as patients
 from carebridge.prescribing import checks, knowledge
 from carebridge.prescribing.models import Drug, Prescription, PrescriptionItem, PrescriptionStatus
+from carebridge.supervision import precheck as supervision
 
 MAX_LIST = 200
 EDITABLE = (PrescriptionStatus.draft, PrescriptionStatus.rejected)
@@ -315,6 +316,18 @@ async def items_of(session: AsyncSession, prescription_id: uuid.UUID) -> list[Pr
     return list(rows)
 
 
+def _data(p: Prescription, **extra: Any) -> dict[str, Any]:
+    return {
+        "prescription_id": p.id,
+        "consultation_id": p.consultation_id,
+        "patient_id": p.patient_id,
+        "practitioner_id": p.practitioner_id,
+        "revision": p.revision,
+        "status": p.status.value,
+        **extra,
+    }
+
+
 def _emit(session: AsyncSession, type_: str, p: Prescription, actor: str, **extra: Any) -> None:
     append_event(
         session,
@@ -324,15 +337,7 @@ def _emit(session: AsyncSession, type_: str, p: Prescription, actor: str, **extr
         hospital_id=p.hospital_id,
         region=p.region,
         actor=actor,
-        data={
-            "prescription_id": p.id,
-            "consultation_id": p.consultation_id,
-            "patient_id": p.patient_id,
-            "practitioner_id": p.practitioner_id,
-            "revision": p.revision,
-            "status": p.status.value,
-            **extra,
-        },
+        data=_data(p, **extra),
     )
 
 
@@ -431,21 +436,30 @@ async def sign(
     p.signed_at, p.signed_by_user_id = now, principal.user_id
     p.expires_at = now + timedelta(days=Policy.validity_days)
     p.status = PrescriptionStatus.pending_review
-    await session.flush()
-    _emit(
+    signed = {
+        "diagnoses": [d["code"] for d in p.diagnoses],
+        "items": _lines(items, drugs),
+        "total_fen": p.total_fen,
+        "long_term": p.long_term,
+        "content_sha256": p.content_sha256,
+        "signed_at": now,
+        "expires_at": p.expires_at,
+        "overrides": [o["code"] for o in p.overrides],
+    }
+    # The regulator's rules last (pre-warning and in-process control): a block stops the signature here.
+    await supervision.enforce(
         session,
-        "prescription.signed",
-        p,
-        principal.actor,
-        diagnoses=[d["code"] for d in p.diagnoses],
-        items=_lines(items, drugs),
-        total_fen=p.total_fen,
-        long_term=p.long_term,
-        content_sha256=p.content_sha256,
-        signed_at=now,
-        expires_at=p.expires_at,
-        overrides=[o["code"] for o in p.overrides],
+        supervision.proposal(
+            "prescription.signed",
+            hospital_id=p.hospital_id,
+            region=p.region,
+            actor=principal.actor,
+            subject=("prescription", p.id),
+            data=event_data("prescription.signed", _data(p, **signed)),
+        ),
     )
+    await session.flush()
+    _emit(session, "prescription.signed", p, principal.actor, **signed)
     await records.rescore(session, c)
     return p
 

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, StrictBool, StrictStr
+
+from carebridge.core.schemas import Input, Output
+from carebridge.supervision.models import ScopeKind, Severity
+
+GroupBy = Literal["practitioner", "hospital", "patient", "subject"]
+
+
+class RuleIn(Input):
+    code: StrictStr = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    rule_type: StrictStr = Field(max_length=48)
+    name: StrictStr | None = Field(default=None, min_length=2, max_length=200)
+    params: dict[str, Any] = Field(default_factory=dict, max_length=20)
+    expression: StrictStr | None = Field(default=None, max_length=4000)
+    severity: Severity
+    enabled: StrictBool = True
+    scope_kind: ScopeKind = ScopeKind.all
+    scope_value: StrictStr | None = Field(default=None, max_length=40)
+    group_by: GroupBy | None = None
+
+
+class RulePatch(Input):
+    version: int | None = Field(default=None, ge=1, description="the version you edited; 409 if it moved on")
+    name: StrictStr | None = Field(default=None, min_length=2, max_length=200)
+    params: dict[str, Any] | None = Field(default=None, max_length=20)
+    expression: StrictStr | None = Field(default=None, max_length=4000)
+    severity: Severity | None = None
+    enabled: StrictBool | None = None
+    scope_kind: ScopeKind | None = None
+    scope_value: StrictStr | None = Field(default=None, max_length=40)
+    group_by: GroupBy | None = None
+
+
+class RuleOut(Output):
+    id: uuid.UUID
+    code: str
+    regulation: str | None
+    rule_type: str
+    name: str
+    params: dict[str, Any]
+    expression: str | None
+    severity: Severity
+    enabled: bool
+    scope_kind: ScopeKind
+    scope_value: str | None
+    group_by: str
+    version: int
+    updated_at: datetime
+    updated_by: str
+    error_count: int
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class RuleVersionOut(Output):
+    version: int
+    changed_at: datetime
+    changed_by: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+class RuleTypeOut(Output):
+    name: str
+    regulation: str | None
+    title: str
+    events: list[str]
+    group_by: str
+    precheck: bool
+    params_schema: dict[str, Any]
+
+
+class WarningOut(Output):
+    id: uuid.UUID
+    rule_code: str
+    regulation: str | None
+    severity: Severity
+    message: str
+    subject_type: str
+    subject_id: str
+    hospital_id: uuid.UUID | None
+    hospital_region: str | None
+    practitioner_id: uuid.UUID | None
+    patient_id: uuid.UUID | None
+    evidence: list[str]
+    details: dict[str, Any]
+    source: str
+    occurred_at: datetime
+    created_at: datetime
+    case_id: uuid.UUID | None
+
+
+class TracedEventOut(Output):
+    id: uuid.UUID
+    type: str
+    catalog_version: str
+    occurred_at: datetime
+    received_at: datetime
+    hospital_id: uuid.UUID | None
+    hospital_region: str | None
+    actor: str | None
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+
+
+class SubjectIn(Input):
+    type: StrictStr = Field(min_length=1, max_length=40)
+    id: StrictStr = Field(min_length=1, max_length=64)
+
+
+class PrecheckIn(Input):
+    """A proposed action, shaped as the event it would produce (docs/events.md)."""
+
+    type: StrictStr = Field(max_length=64)
+    hospital_id: uuid.UUID | None = None
+    region: StrictStr | None = Field(default=None, max_length=12)
+    actor: StrictStr | None = Field(default=None, max_length=80)
+    subject: SubjectIn
+    data: dict[str, Any] = Field(max_length=60)
+
+
+class FindingOut(Output):
+    rule: str
+    regulation: str | None
+    severity: str
+    name: str
+    message: str
+    details: dict[str, Any]
+
+
+class PrecheckOut(Output):
+    allowed: bool  # no block finding
+    findings: list[FindingOut]
