@@ -356,3 +356,18 @@ def test_record_missing_fires_when_the_timer_comes_due(client: httpx.Client, adm
     warnings = ok(client.get(f"{BASE}/warnings", headers=regulator, params={"rule": code}))
     assert len(warnings) == 1 and warnings[0]["source"] == "timer"
     assert warnings[0]["subject_type"] == "consultation" and warnings[0]["subject_id"] == cw.consultation_id
+
+
+def test_daily_volume_counts_and_warns_once_when_crossed(client: httpx.Client, admin_token: str) -> None:
+    cw = make_consultation(client, admin_token)
+    drugs = load_formulary(client, cw.world)
+    regulator = auth(make_regulator(client, admin_token))
+    code = add_rule(client, regulator, cw.world, "daily_prescription_volume", {"max_per_day": 1})["code"]
+    for _ in range(3):
+        assert _sign_amlodipine(client, cw, drugs).status_code == 200
+    wait_for(
+        lambda: ok(client.get(f"{BASE}/trail/consultation/{cw.consultation_id}", headers=regulator)),
+        lambda es: [e["type"] for e in es].count("prescription.signed") == 3,
+    )
+    warnings = ok(client.get(f"{BASE}/warnings", headers=regulator, params={"rule": code}))
+    assert len(warnings) == 1 and warnings[0]["details"]["count"] == 2

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import clock
 from carebridge.core.ids import new_id
+from carebridge.database.engine import on_commit
 from carebridge.events.outbox import Event
 from carebridge.supervision import cel, registry
 from carebridge.supervision.catalog import CompiledRule, RuleSet, ruleset
@@ -95,7 +96,8 @@ class Batch:
 
     facts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     changed_facts: set[str] = field(default_factory=set)
-    counts: dict[tuple[uuid.UUID, str, date], int] = field(default_factory=dict)  # per day, before + so far
+    # per rule and subject: the count of each day, as stored plus what this batch added so far
+    counts: dict[tuple[uuid.UUID, str], dict[date, int]] = field(default_factory=dict)
     increments: dict[tuple[uuid.UUID, str, date], int] = field(default_factory=lambda: defaultdict(int))
     timers: dict[tuple[uuid.UUID, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     errors: dict[uuid.UUID, tuple[uuid.UUID, str, int]] = field(default_factory=dict)
@@ -338,14 +340,10 @@ class Engine:
     @staticmethod
     def _advance(batch: Batch, rule: CompiledRule, spec: CounterSpec) -> tuple[int, int]:
         first = spec.day - timedelta(days=spec.window_days - 1)
-        before = sum(
-            n
-            for (rid, key, day), n in batch.counts.items()
-            if rid == rule.id and key == spec.subject_key and first <= day <= spec.day
-        )
-        slot = (rule.id, spec.subject_key, spec.day)
-        batch.counts[slot] = batch.counts.get(slot, 0) + 1
-        batch.increments[slot] += 1
+        days = batch.counts.setdefault((rule.id, spec.subject_key), {})
+        before = sum(n for day, n in days.items() if first <= day <= spec.day)
+        days[spec.day] = days.get(spec.day, 0) + 1
+        batch.increments[(rule.id, spec.subject_key, spec.day)] += 1
         return before, before + 1
 
     def _warning(
@@ -482,8 +480,6 @@ class Engine:
         )
         out = [public_warning(w) for w in warnings]
         if _listeners:
-            from carebridge.database.engine import on_commit
-
             for listener in _listeners:
                 on_commit(session, lambda listener=listener: listener(out))
         return out
@@ -607,13 +603,16 @@ async def load_facts(session: AsyncSession, keys: Iterable[str]) -> dict[str, di
 
 async def load_counts(
     session: AsyncSession, rule_id: uuid.UUID, keys: set[str], lo: date, hi: date
-) -> dict[tuple[uuid.UUID, str, date], int]:
+) -> dict[tuple[uuid.UUID, str], dict[date, int]]:
     rows = await session.execute(
         select(Counter.subject_key, Counter.day, Counter.count).where(
             Counter.rule_id == rule_id, Counter.subject_key.in_(sorted(keys)), Counter.day.between(lo, hi)
         )
     )
-    return {(rule_id, key, day): n for key, day, n in rows.all()}
+    counts: dict[tuple[uuid.UUID, str], dict[date, int]] = {}
+    for key, day, n in rows.all():
+        counts.setdefault((rule_id, key), {})[day] = n
+    return counts
 
 
 def case_number(case_id: uuid.UUID, at: datetime) -> str:
