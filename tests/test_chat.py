@@ -257,6 +257,9 @@ def test_video_call_signalling(server, client: httpx.Client, admin_token: str) -
     assert started["state"] == "started"
     assert _next(patient, "call")["state"] == "started"
     _send(patient, {"type": "signal", "kind": "answer", "data": {"type": "answer", "sdp": "v=0\r\n"}})  # renegotiation
+    # the hang-up goes after the renegotiation has passed (two sockets: otherwise either may arrive first, and an
+    # answer after a hang-up rightly starts a new call)
+    assert _next(doctor, "signal")["kind"] == "answer"
     _send(doctor, {"type": "signal", "kind": "hangup"})
     ended = _next(patient, "call")
     assert ended["state"] == "ended" and ended["call_id"] == started["call_id"] and ended["duration_seconds"] >= 0
