@@ -1,4 +1,4 @@
-"""The regulator's API: rules, warnings, the event trace and the pre-check (docs/supervision.md)."""
+"""The regulator's API: rules, warnings, cases, the event trace and the pre-check (docs/supervision.md)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,25 @@ from fastapi import APIRouter, Depends, Query
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
 from carebridge.database.engine import Database
-from carebridge.supervision import service
+from carebridge.supervision import cases, service
+from carebridge.supervision.models import CaseStatus
 from carebridge.supervision.schemas import (
+    AssignIn,
+    CaseDetailOut,
+    CaseEntryOut,
+    CaseOut,
+    CaseTextIn,
+    CloseIn,
     PrecheckIn,
     PrecheckOut,
+    RectificationIn,
+    ReopenIn,
     RuleIn,
     RuleOut,
     RulePatch,
     RuleTypeOut,
     RuleVersionOut,
+    SupervisorOut,
     TracedEventOut,
     WarningOut,
 )
@@ -149,3 +159,127 @@ async def precheck(
         allowed=not any(str(f.rule.severity) == "block" for f in findings),
         findings=[f.as_dict() for f in findings],
     )
+
+
+# --- cases ---------------------------------------------------------------------------------------------------
+
+
+@router.get("/cases", response_model=list[CaseOut], summary="Cases you may see, most recently active first")
+async def list_cases(
+    status: Literal["active", "closed", "open", "rectifying", "answered", "resolved", "dismissed"] | None = None,
+    hospital_id: uuid.UUID | None = None,
+    rule: str | None = Query(None, max_length=64),
+    assigned_to_me: bool = False,
+    overdue: bool = False,
+    limit: int = Query(100, ge=1, le=500),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> list[CaseOut]:
+    async with db.read() as session:
+        rows = await cases.list_cases(
+            session,
+            principal=principal,
+            status=status,
+            hospital_id=hospital_id,
+            rule_code=rule,
+            assigned_to_me=assigned_to_me,
+            overdue=overdue,
+            limit=limit,
+        )
+        return [CaseOut.model_validate(c) for c in rows]
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetailOut, summary="A case, its history and its warnings")
+async def get_case(
+    case_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> CaseDetailOut:
+    async with db.read() as session:
+        view = await cases.get_case(session, principal=principal, case_id=case_id)
+        return CaseDetailOut(
+            case=CaseOut.model_validate(view.case),
+            assignee_name=view.assignee_name,
+            entries=[CaseEntryOut.model_validate(e) for e in view.entries],
+            warnings=[WarningOut.model_validate(w) for w in view.warnings],
+        )
+
+
+@router.get("/supervisors", response_model=list[SupervisorOut], summary="Who a case may be assigned to")
+async def list_supervisors(
+    principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[SupervisorOut]:
+    async with db.read() as session:
+        return [SupervisorOut.model_validate(u) for u in await cases.list_supervisors(session, principal=principal)]
+
+
+@router.post("/cases/{case_id}/assign", response_model=CaseOut, summary="Assign the case to a supervisor")
+async def assign_case(
+    case_id: uuid.UUID,
+    body: AssignIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> CaseOut:
+    async with db.transaction() as session:
+        row = await cases.assign(session, principal=principal, case_id=case_id, assignee_user_id=body.assignee_user_id)
+        return CaseOut.model_validate(row)
+
+
+@router.post("/cases/{case_id}/comments", response_model=CaseOut, summary="Add a comment to the case's history")
+async def comment_case(
+    case_id: uuid.UUID,
+    body: CaseTextIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> CaseOut:
+    async with db.transaction() as session:
+        return CaseOut.model_validate(
+            await cases.comment(session, principal=principal, case_id=case_id, text=body.text)
+        )
+
+
+@router.post("/cases/{case_id}/rectification", response_model=CaseOut, summary="Ask the hospital to rectify")
+async def request_rectification(
+    case_id: uuid.UUID,
+    body: RectificationIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> CaseOut:
+    async with db.transaction() as session:
+        row = await cases.request_rectification(
+            session, principal=principal, case_id=case_id, text=body.text, due_in_days=body.due_in_days
+        )
+        return CaseOut.model_validate(row)
+
+
+@router.post("/cases/{case_id}/answer", response_model=CaseOut, summary="The hospital answers a rectification request")
+async def answer_case(
+    case_id: uuid.UUID,
+    body: CaseTextIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> CaseOut:
+    async with db.transaction() as session:
+        return CaseOut.model_validate(await cases.answer(session, principal=principal, case_id=case_id, text=body.text))
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseOut, summary="Resolve or dismiss the case, with a reason")
+async def close_case(
+    case_id: uuid.UUID, body: CloseIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> CaseOut:
+    async with db.transaction() as session:
+        row = await cases.close(
+            session, principal=principal, case_id=case_id, outcome=CaseStatus(body.outcome), reason=body.reason
+        )
+        return CaseOut.model_validate(row)
+
+
+@router.post("/cases/{case_id}/reopen", response_model=CaseOut, summary="Reopen a closed case")
+async def reopen_case(
+    case_id: uuid.UUID,
+    body: ReopenIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> CaseOut:
+    async with db.transaction() as session:
+        return CaseOut.model_validate(
+            await cases.reopen(session, principal=principal, case_id=case_id, reason=body.reason)
+        )

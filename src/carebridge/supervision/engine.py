@@ -31,7 +31,7 @@ from carebridge.core import clock
 from carebridge.core.ids import new_id
 from carebridge.database.engine import on_commit
 from carebridge.events.outbox import Event
-from carebridge.supervision import cel, registry
+from carebridge.supervision import cases, cel, registry
 from carebridge.supervision.catalog import CompiledRule, RuleSet, ruleset
 from carebridge.supervision.models import (
     SEVERITY_RANK,
@@ -48,8 +48,6 @@ from carebridge.supervision.models import (
     TracedEvent,
 )
 from carebridge.supervision.rule_types import CounterSpec, TimerDue, Violation
-
-CASE_DAYS = {Severity.block: 1, Severity.warning: 3, Severity.info: 7}  # time to handle before escalation
 
 # Called after a batch that raised warnings commits (the live feed); set by the app.
 _listeners: list[Callable[[list[dict[str, Any]]], None]] = []
@@ -469,11 +467,15 @@ class Engine:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for w in warnings:
             if w["severity"] != Severity.info:
-                groups[f"{w['rule_id']}:{w['_group']}"].append(w)
+                groups[cases.open_key(w["rule_id"], w["source"], w["_group"])].append(w)
+        opened: list[dict[str, Any]] = []
         for open_key, members in groups.items():
-            case_id = await join_or_open_case(session, open_key, members)
+            case_id, new_case = await join_or_open_case(session, open_key, members)
             for w in members:
                 w["case_id"] = case_id
+            if new_case is not None:
+                opened.append(new_case)
+        await cases.notify_opened(session, opened)
         rows = [{k: v for k, v in w.items() if not k.startswith("_")} for w in warnings]
         await session.execute(
             insert_for(session, RuleWarning).on_conflict_do_nothing(index_elements=["dedup_key"]), rows
@@ -619,8 +621,11 @@ def case_number(case_id: uuid.UUID, at: datetime) -> str:
     return f"SV{at.astimezone(UTC):%Y%m%d}-{case_id.hex[-6:].upper()}"
 
 
-async def join_or_open_case(session: AsyncSession, open_key: str, members: list[dict[str, Any]]) -> uuid.UUID:
-    """The open case of this rule and group, with the new warnings counted in; a new case if none is open."""
+async def join_or_open_case(
+    session: AsyncSession, open_key: str, members: list[dict[str, Any]]
+) -> tuple[uuid.UUID, dict[str, Any] | None]:
+    """The open case of this rule and group, with the new warnings counted in; a new case if none is open
+    (then also the new case's summary, for its notifications)."""
     last = max(w["created_at"] for w in members)
     severity = max((w["severity"] for w in members), key=lambda s: SEVERITY_RANK[s])
     for _ in range(3):
@@ -635,18 +640,19 @@ async def join_or_open_case(session: AsyncSession, open_key: str, members: list[
         if row is not None:
             if SEVERITY_RANK[Severity(row[1])] < SEVERITY_RANK[severity]:
                 await session.execute(update(Case).where(Case.id == row[0]).values(severity=severity))
-            return row[0]
+            return row[0], None
         first = members[0]
         case_id = new_id()
+        number, title = case_number(case_id, last), f"{first['_rule_name']}: {first['message']}"[:300]
         opened = await session.scalar(
             insert_for(session, Case)
             .values(
                 id=case_id,
-                number=case_number(case_id, last),
+                number=number,
                 rule_id=first["rule_id"],
                 rule_code=first["rule_code"],
                 regulation=first["regulation"],
-                title=f"{first['_rule_name']}: {first['message']}"[:300],
+                title=title,
                 severity=severity,
                 status="open",
                 group_key=first["_group"],
@@ -657,7 +663,7 @@ async def join_or_open_case(session: AsyncSession, open_key: str, members: list[
                 hospital_region=first["hospital_region"],
                 source="rule" if first["source"] in ("event", "timer") else first["source"],
                 opened_at=last,
-                due_at=last + timedelta(days=CASE_DAYS[Severity(severity)]),
+                due_at=last + timedelta(days=cases.CASE_DAYS[Severity(severity)]),
                 warning_count=len(members),
                 last_warning_at=last,
                 updated_at=last,
@@ -666,6 +672,9 @@ async def join_or_open_case(session: AsyncSession, open_key: str, members: list[
             .returning(Case.id)
         )
         if opened is not None:
-            session.add(CaseEntry(case_id=opened, at=last, actor="system", kind="opened", status_to="open"))
-            return opened
+            session.add(
+                CaseEntry(case_id=opened, at=last, actor="system", actor_name="system", kind="opened", status_to="open")
+            )
+            summary = {"id": opened, "number": number, "title": title, "hospital_region": first["hospital_region"]}
+            return opened, summary
     raise RuntimeError(f"could not open or join a case for {open_key}")

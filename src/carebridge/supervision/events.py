@@ -16,7 +16,7 @@ from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.events.bus import MemoryBus
 from carebridge.events.outbox import Event
-from carebridge.supervision import catalog, registry
+from carebridge.supervision import cases, catalog, registry
 from carebridge.supervision.precheck import State
 
 log = structlog.get_logger(__name__)
@@ -31,6 +31,12 @@ async def fire_timers(db: Database) -> dict[str, int]:
     async with db.transaction() as session:
         warnings = await State.engine.fire_timers(session)
     return {"supervision_timers_fired": len(warnings)}
+
+
+async def escalate_cases(db: Database) -> dict[str, int]:
+    async with db.transaction() as session:
+        escalated = await cases.escalate_overdue(session)
+    return {"supervision_cases_escalated": escalated}
 
 
 class Startup:
@@ -60,3 +66,4 @@ def subscribe(bus: MemoryBus, app: Any) -> None:
     from carebridge.scheduling import sweeps
 
     sweeps.register(fire_timers)
+    sweeps.register(escalate_cases)

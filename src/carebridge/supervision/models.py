@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carebridge.core import clock
@@ -270,6 +270,10 @@ class Case(IdMixin, Base):
 
     __table_args__ = (Index("ix_supervision_cases_status_due", "status", "due_at"),)
 
+    @property
+    def overdue(self) -> bool:
+        return self.status not in CLOSED_CASE_STATUSES and self.due_at <= clock.now()
+
 
 class CaseEntry(IdMixin, Base):
     """The case's history: every comment, assignment, request, answer, decision and escalation."""
@@ -279,7 +283,10 @@ class CaseEntry(IdMixin, Base):
     case_id: Mapped[uuid.UUID] = mapped_column(index=True)
     at: Mapped[datetime] = mapped_column(default=clock.now)
     actor: Mapped[str] = mapped_column(String(80))
-    kind: Mapped[str] = mapped_column(String(24))
+    actor_name: Mapped[str] = mapped_column(String(80), server_default="system")
+    kind: Mapped[str] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(String(2000))
+    # Seen by the hospital's admins (a rectification request, their answers, the decision), or internal.
+    shared: Mapped[bool] = mapped_column(default=False, server_default=false())
     status_from: Mapped[str | None] = mapped_column(String(16))
     status_to: Mapped[str | None] = mapped_column(String(16))

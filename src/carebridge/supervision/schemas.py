@@ -138,3 +138,79 @@ class FindingOut(Output):
 class PrecheckOut(Output):
     allowed: bool  # no block finding
     findings: list[FindingOut]
+
+
+CaseStatusName = Literal["open", "rectifying", "answered", "resolved", "dismissed"]
+
+
+class CaseOut(Output):
+    id: uuid.UUID
+    number: str
+    rule_code: str
+    regulation: str | None
+    title: str
+    severity: Severity
+    status: CaseStatusName
+    subject_type: str
+    subject_id: str
+    hospital_id: uuid.UUID | None
+    hospital_region: str | None
+    source: str
+    assignee_user_id: uuid.UUID | None
+    sent_to_hospital_at: datetime | None
+    opened_at: datetime
+    due_at: datetime
+    overdue: bool
+    escalation_level: int
+    escalated_at: datetime | None
+    closed_at: datetime | None
+    resolution: str | None
+    warning_count: int
+    last_warning_at: datetime | None
+    updated_at: datetime
+
+
+class CaseEntryOut(Output):
+    at: datetime
+    actor: str
+    actor_name: str
+    kind: str
+    text: str | None
+    shared: bool
+    status_from: str | None
+    status_to: str | None
+
+
+class CaseDetailOut(Output):
+    case: CaseOut
+    assignee_name: str | None
+    entries: list[CaseEntryOut]
+    warnings: list[WarningOut]  # the newest 200
+
+
+class SupervisorOut(Output):
+    id: uuid.UUID
+    display_name: str
+    region_code: str | None
+
+
+class AssignIn(Input):
+    assignee_user_id: uuid.UUID
+
+
+class CaseTextIn(Input):
+    text: StrictStr = Field(min_length=1, max_length=2000)
+
+
+class RectificationIn(Input):
+    text: StrictStr = Field(min_length=1, max_length=2000, description="what the hospital must put right")
+    due_in_days: int = Field(default=7, ge=1, le=90, description="days the hospital has to answer")
+
+
+class CloseIn(Input):
+    outcome: Literal["resolved", "dismissed"]
+    reason: StrictStr = Field(min_length=2, max_length=1000)
+
+
+class ReopenIn(Input):
+    reason: StrictStr = Field(min_length=2, max_length=1000)
