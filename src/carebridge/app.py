@@ -32,6 +32,7 @@ from carebridge.prescribing import service as prescriptions
 from carebridge.prescribing.api import FORMULARY_IMPORT_PATH
 from carebridge.scheduling import live, waitlist
 from carebridge.supervision import precheck as supervision
+from carebridge.supervision.api import INGEST_PATH
 
 # Each domain package with an ``api.router``; ``events.subscribe(bus, app)`` where it consumes events.
 DOMAINS = [
@@ -45,6 +46,8 @@ DOMAINS = [
     "supervision",
     "web",
 ]
+# A regulator's standalone engine (``carebridge supervise``): accounts, regions, notifications, supervision.
+SUPERVISOR_DOMAINS = ["auth", "directory", "notifications", "supervision"]
 
 
 def configure_crypto(settings: Settings) -> None:
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (UPLOAD_PATH, settings.max_attachment_bytes + 64 * 1024),  # multipart framing on top of the file
         (DOCUMENT_PATH, settings.max_attachment_bytes + 64 * 1024),
         (FORMULARY_IMPORT_PATH, settings.max_formulary_csv_bytes),
+        (INGEST_PATH, settings.supervision_ingest_max_bytes),
     ]
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, larger=uploads)
     app.add_middleware(RequestContextMiddleware)
@@ -143,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready", "database": "ok", "schema": version})
 
-    for name in DOMAINS:
+    for name in SUPERVISOR_DOMAINS if settings.deployment == "supervisor" else DOMAINS:
         module = importlib.import_module(f"carebridge.{name}.api")
         app.include_router(module.router)
         if importlib.util.find_spec(f"carebridge.{name}.events") is not None:

@@ -1,4 +1,4 @@
-"""The ``carebridge`` command: serve, migrate, demo-data, check, knowledge, bench."""
+"""The ``carebridge`` command: serve, supervise, migrate, demo-data, check, knowledge, bench."""
 
 from __future__ import annotations
 
@@ -31,6 +31,45 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_max_size=settings.ws_max_frame_bytes,
         ws_per_message_deflate=False,
     )
+    return 0
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """A regulator's standalone engine: its own database, reporting platforms, regulators."""
+    import json
+    import os
+
+    from carebridge.database.migrate import upgrade
+
+    upgrade(settings)
+    if args.action == "serve":
+        os.environ["CAREBRIDGE_DEPLOYMENT"] = "supervisor"  # read by create_app in the server's process
+        get_settings.cache_clear()
+        return _serve(argparse.Namespace(host=args.host, port=args.port, workers=1, demo=False), get_settings())
+    from carebridge.supervision import admin
+
+    if args.action == "add-platform":
+        if not args.code or not args.name or not args.region:
+            print("add-platform needs --code, --name and at least one --region", file=sys.stderr)
+            return 2
+        out = asyncio.run(admin.add_platform(settings, code=args.code, name=args.name, regions=args.region))
+    else:
+        password = os.environ.get("CAREBRIDGE_NEW_PASSWORD")
+        if not args.username or not password:
+            print("add-user needs --username and the password in CAREBRIDGE_NEW_PASSWORD", file=sys.stderr)
+            return 2
+        out = asyncio.run(
+            admin.add_user(
+                settings,
+                username=args.username,
+                password=password,
+                role=args.role,
+                display_name=args.display_name or args.username,
+                region=(args.region or [None])[0],
+                region_name=args.region_name,
+            )
+        )
+    print(json.dumps(out, ensure_ascii=False))
     return 0
 
 
@@ -115,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="migrate first (embedded SQLite demo)")
     serve.set_defaults(func=_serve)
+
+    sv = sub.add_parser(
+        "supervise",
+        help="a regulator's standalone supervision engine: `serve`, `add-platform`, `add-user` (docs/reporting.md)",
+    )
+    sv.add_argument("action", nargs="?", default="serve", choices=["serve", "add-platform", "add-user"])
+    sv.add_argument("--host")
+    sv.add_argument("--port", type=int)
+    sv.add_argument("--code", help="add-platform: the platform's code")
+    sv.add_argument("--name", help="add-platform: the platform's name")
+    sv.add_argument("--region", action="append", help="a GB/T 2260 region code (repeat for a platform)")
+    sv.add_argument("--region-name", help="add-user: the region's name, if it is new")
+    sv.add_argument("--username", help="add-user: the account's username (password: CAREBRIDGE_NEW_PASSWORD)")
+    sv.add_argument("--role", default="regulator", choices=["regulator", "platform_admin"])
+    sv.add_argument("--display-name")
+    sv.set_defaults(func=_supervise)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # Supervision: the embedded engine (a consumer of this platform's events). Off in a platform that reports
     # to a standalone engine instead.
     supervision_embedded: bool = True
+    # ``platform``: the internet-hospital platform. ``supervisor``: a regulator's standalone engine
+    # (``carebridge supervise``): accounts, regions, notifications and the supervision API only; events come from
+    # reporting platforms through the ingest API.
+    deployment: Literal["platform", "supervisor"] = "platform"
+    supervision_ingest_max_bytes: int = 4 * 1024 * 1024  # one ingest batch (up to 1,000 events)
 
     @field_validator("data_keys")
     @classmethod

@@ -358,3 +358,24 @@ CATALOG: dict[str, type[EventData]] = {
     "follow_up.scheduled": FollowUpData,
     "follow_up.due": FollowUpData,
 }
+
+
+def _since(type_: str) -> str:
+    family = type_.split(".", 1)[0]
+    if type_ == "hospital.registered":
+        return "1.4"
+    if family in ("record", "prescription", "delivery", "follow_up"):
+        return "1.3"
+    if family == "call" or type_ == "consultation.handed_over":
+        return "1.2"
+    if family == "consultation":
+        return "1.1"
+    return "1.0"
+
+
+# The catalog version that introduced each type: a reader refuses a type newer than the version an event claims.
+SINCE: dict[str, str] = {t: _since(t) for t in CATALOG}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
 from carebridge.database.engine import Database
-from carebridge.supervision import cases, service
+from carebridge.supervision import cases, ingest, service
 from carebridge.supervision.models import CaseStatus
 from carebridge.supervision.schemas import (
     AssignIn,
@@ -20,6 +21,12 @@ from carebridge.supervision.schemas import (
     CaseOut,
     CaseTextIn,
     CloseIn,
+    IngestIn,
+    IngestOut,
+    PlatformIn,
+    PlatformOut,
+    PlatformPatch,
+    PlatformTokenOut,
     PrecheckIn,
     PrecheckOut,
     RectificationIn,
@@ -283,3 +290,67 @@ async def reopen_case(
         return CaseOut.model_validate(
             await cases.reopen(session, principal=principal, case_id=case_id, reason=body.reason)
         )
+
+
+# --- reporting platforms and ingest ---------------------------------------------------------------------------
+
+INGEST_PATH = re.compile(r"^/api/v1/supervision/ingest$")
+
+
+@router.post("/platforms", response_model=PlatformTokenOut, status_code=201, summary="Register a reporting platform")
+async def register_platform(
+    body: PlatformIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> PlatformTokenOut:
+    async with db.transaction() as session:
+        row, token = await ingest.register_platform(session, principal=principal, **body.model_dump())
+        return PlatformTokenOut(platform=PlatformOut.model_validate(row), token=token)
+
+
+@router.get("/platforms", response_model=list[PlatformOut], summary="The reporting platforms")
+async def list_platforms(
+    principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[PlatformOut]:
+    async with db.read() as session:
+        return [PlatformOut.model_validate(p) for p in await ingest.list_platforms(session, principal=principal)]
+
+
+@router.patch("/platforms/{platform_id}", response_model=PlatformOut, summary="Suspend, resume, change regions")
+async def change_platform(
+    platform_id: uuid.UUID,
+    body: PlatformPatch,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> PlatformOut:
+    async with db.transaction() as session:
+        row = await ingest.change_platform(
+            session, principal=principal, platform_id=platform_id, changes=body.model_dump(exclude_unset=True)
+        )
+        return PlatformOut.model_validate(row)
+
+
+@router.post("/platforms/{platform_id}/token", response_model=PlatformTokenOut, summary="Issue a new token")
+async def rotate_platform_token(
+    platform_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> PlatformTokenOut:
+    async with db.transaction() as session:
+        row, token = await ingest.rotate_token(session, principal=principal, platform_id=platform_id)
+        return PlatformTokenOut(platform=PlatformOut.model_validate(row), token=token)
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestOut,
+    summary="Report a batch of events (a reporting platform, with its token): each checked on its own",
+)
+async def ingest_events(
+    body: IngestIn,
+    authorization: str | None = Header(None, description="Bearer <platform token>"),
+    db: Database = Depends(get_db),
+) -> IngestOut:
+    token = authorization.partition(" ")[2].strip() if authorization else None
+    async with db.transaction() as session:
+        platform = await ingest.authenticate(session, token)
+        result = await ingest.ingest(
+            session, platform=platform, catalog_version=body.catalog_version, events=body.events
+        )
+    return IngestOut.model_validate(result)

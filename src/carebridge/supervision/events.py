@@ -1,4 +1,5 @@
-"""The embedded engine: a consumer of every event this platform appends, plus its start-up and its timers.
+"""The embedded engine: a consumer of every event this platform appends, plus its start-up and its timers; in a
+standalone deployment (``carebridge supervise``), the start-up and a sweep of its own.
 
 It takes each relay batch in one transaction (``MemoryBus.subscribe_batch``). The trace keeps every event
 under its id, so a batch delivered twice (a relay retry, a restart between the engine's commit and the
@@ -7,6 +8,8 @@ relay's) is stored and evaluated once: the engine resumes from where it stopped 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import structlog
@@ -40,16 +43,18 @@ async def escalate_cases(db: Database) -> dict[str, int]:
 
 
 class Startup:
-    """Default rules in place and the hospital registry complete before the first event is checked."""
+    """Default rules in place and (embedded) the hospital registry complete before the first event is checked."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, embedded: bool) -> None:
         self.db = db
+        self.embedded = embedded
 
     async def start(self) -> None:
         async with self.db.transaction() as session:
             added = await catalog.ensure_defaults(session)
-            profiles = await directory.hospital_profiles(session)
-            known = await registry.reconcile(session, profiles)
+            known = 0
+            if self.embedded:
+                known = await registry.reconcile(session, await directory.hospital_profiles(session))
         if added or known:
             log.info("supervision_ready", rules_added=added, hospitals_added=known)
 
@@ -57,12 +62,44 @@ class Startup:
         return None
 
 
+class Ticker:
+    """The standalone engine's own sweep (the platform's sweeper is not there): due timers and overdue cases."""
+
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db = db
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                done = {**await fire_timers(self.db), **await escalate_cases(self.db)}
+                if any(done.values()):
+                    log.info("supervision_sweep", **done)
+            except Exception:  # the next tick tries again; the failure is logged, never silent
+                log.exception("supervision_sweep_failed")
+
+
 def subscribe(bus: MemoryBus, app: Any) -> None:
     settings = app.state.settings
+    if settings.deployment == "supervisor":
+        app.state.background.insert(0, Startup(app.state.db, embedded=False))
+        app.state.background.append(Ticker(app.state.db, settings.sweep_interval_seconds))
+        return
     if not settings.supervision_embedded:
         return
     bus.subscribe_batch(CONSUMER, "*", process)
-    app.state.background.insert(0, Startup(app.state.db))
+    app.state.background.insert(0, Startup(app.state.db, embedded=True))
     from carebridge.scheduling import sweeps
 
     sweeps.register(fire_timers)

@@ -290,3 +290,24 @@ class CaseEntry(IdMixin, Base):
     shared: Mapped[bool] = mapped_column(default=False, server_default=false())
     status_from: Mapped[str | None] = mapped_column(String(16))
     status_to: Mapped[str | None] = mapped_column(String(16))
+
+
+class ReportingPlatform(IdMixin, Base):
+    """A platform that reports its events to this engine (standalone mode): its token and the regions whose
+    hospitals it may report for."""
+
+    __tablename__ = "supervision_platforms"
+
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    regions: Mapped[list[str]] = mapped_column(JSON)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hint: Mapped[str] = mapped_column(String(12))  # the token's last characters, to tell tokens apart
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    created_by: Mapped[str] = mapped_column(String(80))
+    token_rotated_at: Mapped[datetime | None]
+    last_report_at: Mapped[datetime | None]
+    last_catalog_version: Mapped[str | None] = mapped_column(String(8))
+    events_accepted: Mapped[int] = mapped_column(default=0)
+    events_rejected: Mapped[int] = mapped_column(default=0)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictStr, StringConstraints
 
 from carebridge.core.schemas import Input, Output
 from carebridge.supervision.models import ScopeKind, Severity
@@ -214,3 +214,66 @@ class CloseIn(Input):
 
 class ReopenIn(Input):
     reason: StrictStr = Field(min_length=2, max_length=1000)
+
+
+RegionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+
+
+class PlatformIn(Input):
+    code: StrictStr = Field(min_length=2, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: StrictStr = Field(min_length=2, max_length=200)
+    regions: list[RegionCode] = Field(min_length=1, max_length=50, description="GB/T 2260 codes it reports for")
+
+
+class PlatformPatch(Input):
+    name: StrictStr | None = Field(default=None, min_length=2, max_length=200)
+    regions: list[RegionCode] | None = Field(default=None, min_length=1, max_length=50)
+    active: StrictBool | None = None
+
+
+class PlatformOut(Output):
+    id: uuid.UUID
+    code: str
+    name: str
+    regions: list[str]
+    token_hint: str
+    active: bool
+    created_at: datetime
+    token_rotated_at: datetime | None
+    last_report_at: datetime | None
+    last_catalog_version: str | None
+    events_accepted: int
+    events_rejected: int
+
+
+class PlatformTokenOut(Output):
+    platform: PlatformOut
+    token: str = Field(description="shown once: keep it; rotating issues a new one and ends this one")
+
+
+class IngestIn(Input):
+    """A batch of events (docs/reporting.md). Each event is checked on its own."""
+
+    catalog_version: StrictStr | None = Field(default=None, max_length=8, description="the default for its events")
+    events: list[Any] = Field(min_length=1, max_length=1000)
+
+
+class RejectedOut(Output):
+    index: int
+    id: Any
+    code: str
+    reason: str
+    field: str | None
+
+
+class DuplicateOut(Output):
+    index: int
+    id: str
+
+
+class IngestOut(Output):
+    received: int
+    accepted: int
+    duplicates: list[DuplicateOut]
+    rejected: list[RejectedOut]
+    warnings: int

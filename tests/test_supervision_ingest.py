@@ -1,0 +1,332 @@
+"""Reporting platforms and the ingest API: per-platform tokens, per-event validation with reasons (the rest of
+the batch kept), catalog versions, scope, idempotency by event id; and ``carebridge supervise``, the standalone
+engine, run as its own process with its own database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, PG_BASE, _free_port, _pg_admin
+from tests.factories import auth, ok, unique
+from tests.test_supervision import BASE, make_regulator, wait_for
+
+INGEST = f"{BASE}/ingest"
+
+
+def hospital_registered(hospital_id: str, region: str, **extra) -> dict:  # type: ignore[no-untyped-def]
+    data = {
+        "hospital_id": hospital_id,
+        "name": "南山互联网医院",
+        "region_code": region,
+        "level": "secondary",
+        "is_internet_hospital": True,
+        "licence_expires_on": "2030-01-01",
+        **extra,
+    }
+    return envelope("hospital.registered", hospital_id, ("hospital", hospital_id), data)
+
+
+def consultation_requested(hospital_id: str, practice_years: int = 1) -> dict:
+    consultation_id = str(uuid.uuid4())
+    data = {
+        "consultation_id": consultation_id,
+        "patient_id": str(uuid.uuid4()),
+        "practitioner_id": str(uuid.uuid4()),
+        "department_id": str(uuid.uuid4()),
+        "kind": "text",
+        "status": "requested",
+        "follows_up_icd10": "I10",
+        "practice_years": practice_years,
+        "practitioner_status": "active",
+        "filing_kind": "main",
+    }
+    return envelope("consultation.requested", hospital_id, ("consultation", consultation_id), data)
+
+
+def envelope(type_: str, hospital_id: str | None, subject: tuple[str, str], data: dict) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": type_,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "hospital_id": hospital_id,
+        "region": None,
+        "actor": "doctor:1",
+        "subject": {"type": subject[0], "id": subject[1]},
+        "data": data,
+    }
+
+
+def register_platform(client: httpx.Client, admin: str, regions: list[str]) -> tuple[dict, str]:
+    body = {"code": unique("plat"), "name": "某互联网医院平台", "regions": regions}
+    out = ok(client.post(f"{BASE}/platforms", headers=auth(admin), json=body), 201)
+    return out["platform"], out["token"]
+
+
+def test_ingest_keeps_good_events_and_rejects_bad_ones_with_reasons(  # noqa: PLR0915
+    client: httpx.Client, admin_token: str
+) -> None:
+    platform, token = register_platform(client, admin_token, ["440300"])
+    other, other_token = register_platform(client, admin_token, ["440300"])
+    regulator = auth(make_regulator(client, admin_token, region="440000"))
+    rule = ok(
+        client.post(
+            f"{BASE}/rules",
+            headers=regulator,
+            json={
+                "code": unique("cel-ingest"),
+                "rule_type": "cel",
+                "expression": 'event.type == "consultation.requested" && event.data.practice_years < 2',
+                "severity": "warning",
+                "scope_kind": "region",
+                "scope_value": "440300",
+            },
+        ),
+        201,
+    )
+    h1, h2, h3 = (str(uuid.uuid4()) for _ in range(3))
+    good = consultation_requested(h1)
+    extra_field = {**consultation_requested(h1), "extra": 1}
+    future = {**consultation_requested(h1), "occurred_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    naive = {**consultation_requested(h1), "occurred_at": "2026-11-22T08:00:00"}
+    missing = consultation_requested(h1)
+    del missing["data"]["patient_id"]
+    batch = [
+        hospital_registered(h1, "440305"),  # 0
+        good,  # 1
+        "not an object",  # 2
+        extra_field,  # 3
+        {**consultation_requested(h1), "catalog_version": "9.9"},  # 4
+        {**hospital_registered(str(uuid.uuid4()), "440305"), "catalog_version": "1.3"},  # 5
+        {**consultation_requested(h1), "type": "consultation.teleported"},  # 6
+        missing,  # 7
+        hospital_registered(h2, "310101"),  # 8
+        consultation_requested(h3),  # 9
+        good,  # 10: the same event twice
+        future,  # 11
+        naive,  # 12
+    ]
+    sent = ok(client.post(INGEST, headers=auth(token), json={"catalog_version": "1.4", "events": batch}))
+    assert sent["received"] == 13 and sent["accepted"] == 2
+    assert sent["duplicates"] == [{"index": 10, "id": good["id"]}]
+    rejected = {r["index"]: r for r in sent["rejected"]}
+    assert {i: r["code"] for i, r in rejected.items()} == {
+        2: "malformed",
+        3: "malformed",
+        4: "unknown_catalog_version",
+        5: "type_not_in_version",
+        6: "unknown_event_type",
+        7: "invalid_event_data",
+        8: "out_of_scope",
+        9: "unknown_hospital",
+        11: "occurred_in_future",
+        12: "malformed",
+    }
+    assert rejected[3]["field"] == "extra" and rejected[7]["field"] == "data.patient_id"
+    assert rejected[8]["field"] == "data.region_code" and "310101" in rejected[8]["reason"]
+    assert all(r["reason"] for r in sent["rejected"]) and rejected[4]["id"] == batch[4]["id"]
+    assert sent["warnings"] >= 2  # the CEL rule and the default R3 rule (practice years)
+
+    warnings = wait_for(
+        lambda: ok(client.get(f"{BASE}/warnings", headers=regulator, params={"rule": rule["code"]})),
+        lambda ws: len(ws) == 1,
+    )
+    assert warnings[0]["hospital_region"] == "440305" and warnings[0]["evidence"] == [good["id"]]
+    traced = ok(client.get(f"{BASE}/events", headers=regulator, params={"hospital_id": h1}))
+    assert {e["id"] for e in traced} == {batch[0]["id"], good["id"]}
+
+    # the same batch again (a retry after a timeout): nothing new, the same answers
+    again = ok(client.post(INGEST, headers=auth(token), json={"catalog_version": "1.4", "events": batch}))
+    assert again["accepted"] == 0 and again["warnings"] == 0
+    assert [d["index"] for d in again["duplicates"]] == [0, 1, 10]
+    assert len(ok(client.get(f"{BASE}/warnings", headers=regulator, params={"rule": rule["code"]}))) == 1
+
+    # another platform may not report for this hospital, nor register it again
+    theirs = ok(
+        client.post(
+            INGEST,
+            headers=auth(other_token),
+            json={"catalog_version": "1.4", "events": [consultation_requested(h1), hospital_registered(h1, "440305")]},
+        )
+    )
+    assert [r["code"] for r in theirs["rejected"]] == ["out_of_scope", "out_of_scope"] and theirs["accepted"] == 0
+    # moving a hospital outside the platform's regions is refused
+    moved = envelope(
+        "hospital.changed",
+        h1,
+        ("hospital", h1),
+        {"hospital_id": h1, "fields": ["region_code"], "region_code": "310101"},
+    )
+    out = ok(client.post(INGEST, headers=auth(token), json={"catalog_version": "1.4", "events": [moved]}))
+    assert out["rejected"][0]["code"] == "out_of_scope"
+
+    # the batch envelope itself
+    for body, status in (
+        ({"catalog_version": "1.4", "events": []}, 422),
+        ({"catalog_version": "1.4", "events": [good] * 1001}, 422),
+        ({"catalog_version": "1.4", "events": [good], "sender": "x"}, 422),
+        ({"catalog_version": "1.4", "events": "nope"}, 422),
+    ):
+        r = client.post(INGEST, headers=auth(token), json=body)
+        assert r.status_code == status, r.text
+    huge = client.post(
+        INGEST,
+        headers={**auth(token), "Content-Type": "application/json"},
+        content=b'{"events": [' + b'"x",' * 1_200_000 + b'"x"]}',
+    )
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large"
+    bad_json = client.post(
+        INGEST, headers={**auth(token), "Content-Type": "application/json"}, content=b'{"events": [}'
+    )
+    assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "malformed_json"
+
+    # tokens: none, a user's, a rotated one, a suspended platform
+    assert client.post(INGEST, json={"events": [good]}).status_code == 401
+    user = client.post(INGEST, headers=auth(admin_token), json={"events": [good]})
+    assert user.status_code == 401 and user.json()["error"]["code"] == "invalid_platform_token"
+    rotated = ok(client.post(f"{BASE}/platforms/{platform['id']}/token", headers=auth(admin_token)))
+    assert client.post(INGEST, headers=auth(token), json={"events": [good]}).status_code == 401
+    assert ok(client.post(INGEST, headers=auth(rotated["token"]), json={"catalog_version": "1.4", "events": [good]}))[
+        "duplicates"
+    ]
+    ok(client.patch(f"{BASE}/platforms/{other['id']}", headers=auth(admin_token), json={"active": False}))
+    suspended = client.post(INGEST, headers=auth(other_token), json={"events": [good]})
+    assert suspended.status_code == 403 and suspended.json()["error"]["code"] == "platform_suspended"
+    # only platform admins register platforms; the counters add up
+    assert (
+        client.post(
+            f"{BASE}/platforms", headers=regulator, json={"code": "x1", "name": "xx", "regions": ["440300"]}
+        ).status_code
+        == 403
+    )
+    listed = {p["id"]: p for p in ok(client.get(f"{BASE}/platforms", headers=auth(admin_token)))}
+    assert listed[platform["id"]]["events_accepted"] == 2 and listed[platform["id"]]["events_rejected"] == 10 + 10 + 1
+    assert listed[platform["id"]]["last_catalog_version"] == "1.4" and "token" not in listed[platform["id"]]
+
+
+# --- the standalone engine ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def standalone_db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    if BACKEND == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'supervise.db'}"
+        return
+    name = f"cb_supervise_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    yield f"{PG_BASE}/{name}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _cli(env: dict[str, str], *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "carebridge.cli", "supervise", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_carebridge_supervise_runs_alone_and_takes_reports(standalone_db: str) -> None:
+    env = {
+        **os.environ,
+        "CAREBRIDGE_DATABASE_URL": standalone_db,
+        "CAREBRIDGE_ARGON2_TIME_COST": "1",
+        "CAREBRIDGE_ARGON2_MEMORY_KIB": "1024",
+        "CAREBRIDGE_LOG_LEVEL": "WARNING",
+        "CAREBRIDGE_NEW_PASSWORD": "Supervise-2026!",
+    }
+    reg = _cli(env, "add-user", "--username", "nanshan", "--region", "440305", "--region-name", "南山区")
+    assert reg["role"] == "regulator"
+    plat = _cli(env, "add-platform", "--code", "shenzhen-ih", "--name", "深圳互联网医院平台", "--region", "440300")
+    assert plat["token"].startswith("cbp_")
+    port = _free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "carebridge.cli", "supervise", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+            assert time.monotonic() < deadline, "carebridge supervise did not start"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            # a regulator's engine, not a hospital platform: no booking, consultations or prescriptions
+            for path in ("/api/v1/appointments", "/api/v1/consultations", "/api/v1/prescriptions"):
+                assert c.get(path).status_code == 404, path
+            token = ok(c.post("/api/v1/auth/login", json={"username": "nanshan", "password": "Supervise-2026!"}))[
+                "access_token"
+            ]
+            regulator = auth(token)
+            # the default catalog is in place
+            assert any(r["code"] == "R3-practice-years" for r in ok(c.get(f"{BASE}/rules", headers=regulator)))
+            h = str(uuid.uuid4())
+            req = consultation_requested(h, practice_years=1)
+            out = ok(
+                c.post(
+                    INGEST,
+                    headers=auth(plat["token"]),
+                    json={"catalog_version": "1.4", "events": [hospital_registered(h, "440305"), req]},
+                )
+            )
+            assert out["accepted"] == 2 and out["rejected"] == [] and out["warnings"] >= 1
+            warnings = ok(c.get(f"{BASE}/warnings", headers=regulator, params={"rule": "R3-practice-years"}))
+            assert len(warnings) == 1 and warnings[0]["evidence"] == [req["id"]]
+            cases = ok(c.get(f"{BASE}/cases", headers=regulator, params={"status": "active"}))
+            assert warnings[0]["case_id"] in [x["id"] for x in cases], cases
+            notes = ok(c.get("/api/v1/notifications", headers=regulator))
+            assert any(n["kind"] == "supervision_case_opened" for n in notes)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # restarted on the same database: the same report is a duplicate, no second warning
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "carebridge.cli", "supervise", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            out = ok(c.post(INGEST, headers=auth(plat["token"]), json={"catalog_version": "1.4", "events": [req]}))
+            assert out["accepted"] == 0 and out["duplicates"] == [{"index": 0, "id": req["id"]}]
+            token = ok(c.post("/api/v1/auth/login", json={"username": "nanshan", "password": "Supervise-2026!"}))[
+                "access_token"
+            ]
+            warnings = ok(c.get(f"{BASE}/warnings", headers=auth(token), params={"rule": "R3-practice-years"}))
+            assert len(warnings) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
