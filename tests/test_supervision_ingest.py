@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -241,6 +242,31 @@ def _cli(env: dict[str, str], *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """``carebridge supervise`` in its own process, once it answers ``/readyz``."""
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "carebridge.cli", "supervise", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            log.seek(0)
+            raise AssertionError(log.read().decode(errors="replace")[-4000:] or "carebridge supervise exited")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("carebridge supervise did not start")
+        time.sleep(0.2)
+
+
 def test_carebridge_supervise_runs_alone_and_takes_reports(standalone_db: str) -> None:
     env = {
         **os.environ,
@@ -255,24 +281,9 @@ def test_carebridge_supervise_runs_alone_and_takes_reports(standalone_db: str) -
     plat = _cli(env, "add-platform", "--code", "shenzhen-ih", "--name", "深圳互联网医院平台", "--region", "440300")
     assert plat["token"].startswith("cbp_")
     port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "carebridge.cli", "supervise", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    base = f"http://127.0.0.1:{port}"
+    proc = _start(env, port)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-            assert time.monotonic() < deadline, "carebridge supervise did not start"
-            time.sleep(0.2)
         with httpx.Client(base_url=base, timeout=30) as c:
             # a regulator's engine, not a hospital platform: no booking, consultations or prescriptions
             for path in ("/api/v1/appointments", "/api/v1/consultations", "/api/v1/prescriptions"):
@@ -303,22 +314,8 @@ def test_carebridge_supervise_runs_alone_and_takes_reports(standalone_db: str) -
         proc.terminate()
         proc.wait(timeout=30)
     # restarted on the same database: the same report is a duplicate, no second warning
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "carebridge.cli", "supervise", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start(env, port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.2)
         with httpx.Client(base_url=base, timeout=30) as c:
             out = ok(c.post(INGEST, headers=auth(plat["token"]), json={"catalog_version": "1.4", "events": [req]}))
             assert out["accepted"] == 0 and out["duplicates"] == [{"index": 0, "id": req["id"]}]

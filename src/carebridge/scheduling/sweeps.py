@@ -6,8 +6,6 @@ conditional updates, so several workers sweeping at once do each piece of work o
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -15,6 +13,7 @@ import structlog
 from sqlalchemy import select
 
 from carebridge.core import clock
+from carebridge.core.periodic import Periodic
 from carebridge.database.engine import Database
 from carebridge.scheduling import pools, visits, waitlist
 from carebridge.scheduling.models import Schedule, ScheduleStatus
@@ -57,27 +56,5 @@ async def run_all(db: Database) -> dict[str, int]:
     return done
 
 
-class Sweeper:
-    def __init__(self, db: Database, interval: float) -> None:
-        self.db = db
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="scheduling-sweeper")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                done = await run_all(self.db)
-                if any(done.values()):
-                    log.info("scheduling_sweep", **done)
-            except Exception:
-                log.exception("scheduling_sweep_failed")
+def Sweeper(db: Database, interval: float) -> Periodic:  # noqa: N802 - a background task, named as before
+    return Periodic(db, interval, run_all, "scheduling_sweep")

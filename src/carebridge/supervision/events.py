@@ -8,13 +8,12 @@ relay's) is stored and evaluated once: the engine resumes from where it stopped 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carebridge.core.periodic import Periodic
 from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.events.bus import MemoryBus
@@ -62,39 +61,16 @@ class Startup:
         return None
 
 
-class Ticker:
+async def sweep(db: Database) -> dict[str, int]:
     """The standalone engine's own sweep (the platform's sweeper is not there): due timers and overdue cases."""
-
-    def __init__(self, db: Database, interval: float) -> None:
-        self.db = db
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                done = {**await fire_timers(self.db), **await escalate_cases(self.db)}
-                if any(done.values()):
-                    log.info("supervision_sweep", **done)
-            except Exception:  # the next tick tries again; the failure is logged, never silent
-                log.exception("supervision_sweep_failed")
+    return {**await fire_timers(db), **await escalate_cases(db)}
 
 
 def subscribe(bus: MemoryBus, app: Any) -> None:
     settings = app.state.settings
     if settings.deployment == "supervisor":
         app.state.background.insert(0, Startup(app.state.db, embedded=False))
-        app.state.background.append(Ticker(app.state.db, settings.sweep_interval_seconds))
+        app.state.background.append(Periodic(app.state.db, settings.sweep_interval_seconds, sweep, "supervision_sweep"))
         return
     if not settings.supervision_embedded:
         return
