@@ -58,7 +58,9 @@ def on_warnings(listener: Callable[[list[dict[str, Any]]], None]) -> None:
 
 
 def insert_for(session: AsyncSession, model: Any) -> Any:
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(model)
+    """The dialect's INSERT (for ON CONFLICT) on the model's table: a Core statement, so a list of rows is one
+    executemany (the ORM's bulk path splits rows whose None columns differ into separate statements)."""
+    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(model.__table__)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -298,8 +300,17 @@ class Engine:
                     "data": d,
                 }
             )
-        stmt = insert_for(session, TracedEvent).on_conflict_do_nothing(index_elements=["id"]).returning(TracedEvent.id)
-        return set((await session.scalars(stmt, rows)).all())
+        stmt = insert_for(session, TracedEvent).on_conflict_do_nothing(index_elements=["id"])
+        if session.bind.dialect.name != "sqlite":
+            return set((await session.scalars(stmt.returning(TracedEvent.id), rows)).all())
+        # SQLite: RETURNING turns the batch into row-by-row statements; the writer holds the database's write lock
+        # (BEGIN IMMEDIATE), so the ids already kept, read first, are exact.
+        ids = [r["id"] for r in rows]
+        known = set((await session.scalars(select(TracedEvent.id).where(TracedEvent.id.in_(ids)))).all())
+        fresh = [r for r in rows if r["id"] not in known]
+        if fresh:
+            await session.execute(stmt, fresh)
+        return {r["id"] for r in fresh}
 
     async def _load_facts(
         self, session: AsyncSession, batch: Batch, plan: list[tuple[Event, list[CompiledRule]]]
@@ -331,8 +342,11 @@ class Engine:
                 keys, lo, hi = wanted.get(rule.id, (set(), first, spec.day))
                 keys.add(spec.subject_key)
                 wanted[rule.id] = (keys, min(lo, first), max(hi, spec.day))
-        for rule_id, (keys, lo, hi) in wanted.items():
-            batch.counts.update(await load_counts(session, rule_id, keys, lo, hi))
+        if wanted:  # one query for every counting rule (a day outside a rule's window is ignored when summed)
+            all_keys = set().union(*(keys for keys, _, _ in wanted.values()))
+            lo = min(lo for _, lo, _ in wanted.values())
+            hi = max(hi for _, _, hi in wanted.values())
+            batch.counts.update(await load_counts(session, list(wanted), all_keys, lo, hi))
         return specs
 
     @staticmethod
@@ -604,16 +618,18 @@ async def load_facts(session: AsyncSession, keys: Iterable[str]) -> dict[str, di
 
 
 async def load_counts(
-    session: AsyncSession, rule_id: uuid.UUID, keys: set[str], lo: date, hi: date
+    session: AsyncSession, rule_ids: list[uuid.UUID], keys: set[str], lo: date, hi: date
 ) -> dict[tuple[uuid.UUID, str], dict[date, int]]:
-    rows = await session.execute(
-        select(Counter.subject_key, Counter.day, Counter.count).where(
-            Counter.rule_id == rule_id, Counter.subject_key.in_(sorted(keys)), Counter.day.between(lo, hi)
-        )
-    )
     counts: dict[tuple[uuid.UUID, str], dict[date, int]] = {}
-    for key, day, n in rows.all():
-        counts.setdefault((rule_id, key), {})[day] = n
+    wanted = sorted(keys)
+    for i in range(0, len(wanted), 500):
+        rows = await session.execute(
+            select(Counter.rule_id, Counter.subject_key, Counter.day, Counter.count).where(
+                Counter.rule_id.in_(rule_ids), Counter.subject_key.in_(wanted[i : i + 500]), Counter.day.between(lo, hi)
+            )
+        )
+        for rule_id, key, day, n in rows.all():
+            counts.setdefault((rule_id, key), {})[day] = n
     return counts
 
 
