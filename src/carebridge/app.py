@@ -20,7 +20,7 @@ from carebridge.consultations import quality
 from carebridge.consultations import service as consultations
 from carebridge.consultations.api import DOCUMENT_PATH, UPLOAD_PATH
 from carebridge.consultations.hub import Hub
-from carebridge.core import cache, crypto, handlers, notify, signing
+from carebridge.core import cache, crypto, handlers, live, notify, signing
 from carebridge.core import logging as cb_logging
 from carebridge.core.files import FileStore
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -30,7 +30,8 @@ from carebridge.events.relay import OutboxRelay
 from carebridge.prescribing import knowledge
 from carebridge.prescribing import service as prescriptions
 from carebridge.prescribing.api import FORMULARY_IMPORT_PATH
-from carebridge.scheduling import live, waitlist
+from carebridge.scheduling import waitlist
+from carebridge.supervision import daily as supervision_daily
 from carebridge.supervision import precheck as supervision
 from carebridge.supervision.api import INGEST_PATH
 
@@ -75,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     knowledge.configure(settings.knowledge_files)
     supervision.configure(enabled=settings.supervision_embedded, zone=settings.default_timezone)
+    supervision_daily.configure(
+        high_value_fen=settings.supervision_high_value_fen,
+        refresh_seconds=settings.supervision_indicator_refresh_seconds,
+    )
     db = Database(settings)
     bus = MemoryBus(db)
     chat_hub = Hub(db)

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # reporting platforms through the ingest API.
     deployment: Literal["platform", "supervisor"] = "platform"
     supervision_ingest_max_bytes: int = 4 * 1024 * 1024  # one ingest batch (up to 1,000 events)
+    # Daily indicators: a prescription above this amount counts as high-value; today's figures so far are
+    # recomputed at most this often (yesterday's once the day is over, then checked for anomalies).
+    supervision_high_value_fen: int = Field(default=50_000, ge=0)
+    supervision_indicator_refresh_seconds: float = Field(default=300.0, ge=1)
 
     @field_validator("data_keys")
     @classmethod

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
-from carebridge.consultations import attachments, chat, records_api, service, transfer, ws
+from carebridge.consultations import attachments, chat, feedback_api, records_api, service, transfer, ws
 from carebridge.consultations.models import AttachmentPurpose, ConsultationStatus
 from carebridge.consultations.present import consultation_detail, consultations_out, diagnosis_out
 from carebridge.consultations.schemas import (
@@ -31,6 +31,7 @@ from carebridge.database.engine import Database
 router = APIRouter(prefix="/api/v1", tags=["consultations"])
 router.include_router(ws.router)  # the chat WebSocket
 router.include_router(records_api.router)  # records, quality control, follow-ups
+router.include_router(feedback_api.router)  # ratings and complaints
 UPLOAD_PATH = re.compile(r"^/api/v1/consultations/[^/]+/attachments$")
 DOCUMENT_PATH = re.compile(r"^/api/v1/patients/[^/]+/offline-diagnoses/[^/]+/document$")
 

@@ -259,3 +259,46 @@ class FollowUp(IdMixin, Base):
     notified_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_follow_up_status_due", "status", "due_at"),)
+
+
+class ConsultationRating(IdMixin, Base):
+    """A patient's rating of a finished consultation: once per consultation."""
+
+    __tablename__ = "consultation_ratings"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), unique=True)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospitals.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"), index=True)
+    rated_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    stars: Mapped[int]
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    comment: Mapped[str | None] = mapped_column(EncryptedString(2000))  # free text may name people: sealed
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ComplaintCategory(enum.StrEnum):
+    attitude = "attitude"  # how the patient was treated
+    medical_quality = "medical_quality"
+    prescription = "prescription"
+    delivery = "delivery"
+    privacy = "privacy"
+    fees = "fees"
+    other = "other"
+
+
+class Complaint(IdMixin, Base):
+    """A patient's complaint about a consultation. Filing it appends ``complaint.filed``; the regulator's engine
+    opens a case for it. The text stays here (sealed): the event carries its category, not its words."""
+
+    __tablename__ = "consultation_complaints"
+
+    number: Mapped[str] = mapped_column(String(24), unique=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospitals.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"))
+    filed_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    category: Mapped[ComplaintCategory] = mapped_column(enum_type(ComplaintCategory))
+    text: Mapped[str] = mapped_column(EncryptedString(6000))  # up to 1,000 characters, sealed
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

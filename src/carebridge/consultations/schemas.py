@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from carebridge.consultations.models import ConsultationKind, ConsultationStatus
 from carebridge.core.schemas import Input, Output
@@ -208,3 +208,47 @@ class FollowUpOut(Output):
     note: str | None
     status: str
     notified_at: datetime | None
+
+
+RatingTag = Literal[
+    "clear_explanation",
+    "patient_listening",
+    "quick_reply",
+    "professional",
+    "slow_reply",
+    "unclear_explanation",
+    "rushed",
+    "impolite",
+]
+
+
+class RatingIn(Input):
+    stars: StrictInt = Field(ge=1, le=5)
+    tags: list[RatingTag] = Field(default_factory=list, max_length=8)
+    comment: StrictStr | None = Field(default=None, max_length=300)
+
+
+class RatingOut(Output):
+    id: uuid.UUID
+    consultation_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    stars: int
+    tags: list[str]
+    comment: str | None
+    created_at: datetime
+
+
+class ComplaintIn(Input):
+    category: Literal["attitude", "medical_quality", "prescription", "delivery", "privacy", "fees", "other"]
+    text: StrictStr = Field(min_length=5, max_length=1000)
+
+
+class ComplaintOut(Output):
+    id: uuid.UUID
+    number: str
+    consultation_id: uuid.UUID
+    hospital_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    category: str
+    text: str
+    created_at: datetime

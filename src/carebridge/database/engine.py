@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -103,3 +104,9 @@ class Database:
 def on_commit(session: AsyncSession, fn: Callable[[], None]) -> None:
     """Run ``fn`` after the session's transaction commits (never if it rolls back)."""
     session.info.setdefault(AFTER_COMMIT, []).append(fn)
+
+
+def insert_for(session: AsyncSession, model: Any) -> Any:
+    """The dialect's INSERT (for ON CONFLICT) on the model's table: a Core statement, so a list of rows is one
+    executemany (the ORM's bulk path splits rows whose None columns differ into separate statements)."""
+    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(model.__table__)

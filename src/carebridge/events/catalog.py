@@ -11,12 +11,12 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-CATALOG_VERSION = "1.4"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
-# delivery.*, follow_up.*; 1.4: hospital.registered, hospital profiles, consultation eligibility facts (minor changes:
-# new types and optional fields)
-SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")  # what readers of the catalog (e.g. ingest) accept
+CATALOG_VERSION = "1.5"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
+# delivery.*, follow_up.*; 1.4: hospital.registered, hospital profiles, consultation eligibility facts;
+# 1.5: consultation.rated, complaint.filed (minor changes: new types and optional fields)
+SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")  # what readers of the catalog (e.g. ingest) accept
 
 
 class EventData(BaseModel):
@@ -307,6 +307,27 @@ class DeliveryChanged(DeliveryData):
     reason: str | None = None
 
 
+class ConsultationRated(EventData):
+    rating_id: uuid.UUID
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    stars: int = Field(ge=1, le=5)
+    tags: list[str]
+
+
+class ComplaintFiled(EventData):
+    """A patient's complaint (1.5). The words stay on the platform (personal data); the regulator reads them
+    there, audited."""
+
+    complaint_id: uuid.UUID
+    number: str
+    consultation_id: uuid.UUID
+    patient_id: uuid.UUID
+    practitioner_id: uuid.UUID
+    category: Literal["attitude", "medical_quality", "prescription", "delivery", "privacy", "fees", "other"]
+
+
 class FollowUpData(EventData):
     follow_up_id: uuid.UUID
     consultation_id: uuid.UUID
@@ -355,6 +376,8 @@ CATALOG: dict[str, type[EventData]] = {
     "delivery.shipped": DeliveryShipped,
     "delivery.delivered": DeliveryChanged,
     "delivery.returned": DeliveryChanged,
+    "consultation.rated": ConsultationRated,
+    "complaint.filed": ComplaintFiled,
     "follow_up.scheduled": FollowUpData,
     "follow_up.due": FollowUpData,
 }
@@ -362,6 +385,8 @@ CATALOG: dict[str, type[EventData]] = {
 
 def _since(type_: str) -> str:
     family = type_.split(".", 1)[0]
+    if type_ in ("consultation.rated", "complaint.filed"):
+        return "1.5"
     if type_ == "hospital.registered":
         return "1.4"
     if family in ("record", "prescription", "delivery", "follow_up"):

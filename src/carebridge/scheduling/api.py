@@ -15,12 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from carebridge.auth.dependencies import current_principal, get_db, require
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
-from carebridge.core import clock, idempotency
+from carebridge.core import clock, idempotency, live
 from carebridge.core.errors import Conflict, DomainError, InvalidInput
 from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
-from carebridge.scheduling import booking, live, queue_board, schedules, visits, waitlist_actions
+from carebridge.scheduling import booking, queue_board, schedules, visits, waitlist_actions
 from carebridge.scheduling.admin_api import router as admin_router
 from carebridge.scheduling.present import appointments_out, schedules_out
 from carebridge.scheduling.schemas import (

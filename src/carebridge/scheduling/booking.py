@@ -12,7 +12,6 @@ import uuid
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -20,6 +19,7 @@ from carebridge.auth.principal import Principal
 from carebridge.core import clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.core.ids import new_id
+from carebridge.database.engine import insert_for
 from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
 from carebridge.patients import service as patients
@@ -119,11 +119,8 @@ def check_window(schedule: Schedule, pool: SlotPool, rules: EffectiveRules, tz: 
 
 async def serialise_patient(session: AsyncSession, patient_id: uuid.UUID) -> None:
     """Bump the patient's booking-state row (insert on first use): concurrent bookings of one patient queue here."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(PatientBookingState).values(patient_id=patient_id, version=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[PatientBookingState.patient_id], set_={"version": PatientBookingState.version + 1}
-    )
+    stmt = insert_for(session, PatientBookingState).values(patient_id=patient_id, version=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
     await session.execute(stmt)
 
 

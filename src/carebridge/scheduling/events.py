@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carebridge.core import live
 from carebridge.database.engine import on_commit
 from carebridge.events.bus import MemoryBus
 from carebridge.events.outbox import Event
-from carebridge.scheduling import live
 from carebridge.scheduling.models import QueueEntry, QueueState
 
 CONSUMER = "scheduling.queue_board"

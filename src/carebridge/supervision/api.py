@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
+from carebridge.core import clock, live
 from carebridge.database.engine import Database
-from carebridge.supervision import cases, ingest, service
+from carebridge.supervision import cases, dashboard, feed, ingest, service
 from carebridge.supervision.models import CaseStatus
 from carebridge.supervision.schemas import (
     AssignIn,
@@ -21,6 +24,9 @@ from carebridge.supervision.schemas import (
     CaseOut,
     CaseTextIn,
     CloseIn,
+    ComputeIn,
+    ComputeOut,
+    IndicatorOut,
     IngestIn,
     IngestOut,
     PlatformIn,
@@ -29,7 +35,9 @@ from carebridge.supervision.schemas import (
     PlatformTokenOut,
     PrecheckIn,
     PrecheckOut,
+    RankedHospitalOut,
     RectificationIn,
+    RegionDayOut,
     ReopenIn,
     RuleIn,
     RuleOut,
@@ -113,6 +121,30 @@ async def list_warnings(
         return [WarningOut.model_validate(w) for w in rows]
 
 
+@router.get(
+    "/warnings/stream",
+    summary="New warnings in your region, live (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def warning_stream(
+    request: Request,
+    since: datetime | None = Query(None, description="also send warnings created after this (default: now)"),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> StreamingResponse:
+    """``event: warnings`` with a JSON list of new warnings (newest first) whenever there are some; a comment
+    line as keep-alive. Wakes at once when this worker raises warnings, and re-reads every
+    ``FEED_REFRESH_SECONDS`` for those raised by other workers."""
+    service.require_supervisor(principal)
+    live.bind(asyncio.get_running_loop())
+    return StreamingResponse(
+        feed.stream(db, principal, since or clock.now(), request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get("/events", response_model=list[TracedEventOut], summary="Search the event trace")
 async def search_events(
     hospital_id: uuid.UUID | None = None,
@@ -166,6 +198,66 @@ async def precheck(
         allowed=not any(str(f.rule.severity) == "block" for f in findings),
         findings=[f.as_dict() for f in findings],
     )
+
+
+# --- indicators and ranking ------------------------------------------------------------------------------------
+
+
+@router.get("/indicators", response_model=list[IndicatorOut], summary="Daily indicators of hospitals or doctors")
+async def indicator_series(
+    kind: Literal["hospital", "practitioner"] = "hospital",
+    since: date | None = Query(None, description="first day (default: 29 days before until)"),
+    until: date | None = Query(None, description="last day (default: today)"),
+    hospital_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = Query(None, description="a hospital or a practitioner id"),
+    limit: int = Query(1000, ge=1, le=5000),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> list[IndicatorOut]:
+    async with db.read() as session:
+        rows = await dashboard.series(
+            session,
+            principal=principal,
+            kind=kind,
+            since=since,
+            until=until,
+            hospital_id=hospital_id,
+            subject_id=subject_id,
+            limit=limit,
+        )
+        return [IndicatorOut.model_validate(r) for r in rows]
+
+
+@router.get("/indicators/daily", response_model=list[RegionDayOut], summary="Your region's totals, day by day")
+async def region_daily(
+    since: date | None = None,
+    until: date | None = None,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> list[RegionDayOut]:
+    async with db.read() as session:
+        rows = await dashboard.region_daily(session, principal=principal, since=since, until=until)
+        return [RegionDayOut.model_validate(r) for r in rows]
+
+
+@router.post("/indicators/compute", response_model=ComputeOut, summary="Compute a day's indicators now")
+async def compute_indicators(
+    body: ComputeIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> ComputeOut:
+    async with db.transaction() as session:
+        return ComputeOut.model_validate(await dashboard.compute(session, principal=principal, day=body.day))
+
+
+@router.get("/ranking", response_model=list[RankedHospitalOut], summary="Hospitals ranked by warnings")
+async def ranking(
+    since: datetime | None = Query(None, description="count warnings from (default: 30 days ago)"),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> list[RankedHospitalOut]:
+    async with db.read() as session:
+        rows = await dashboard.ranking(session, principal=principal, since=since, limit=limit)
+        return [RankedHospitalOut.model_validate(r) for r in rows]
 
 
 # --- cases ---------------------------------------------------------------------------------------------------

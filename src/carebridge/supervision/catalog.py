@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import cache
 from carebridge.core.ids import new_id
-from carebridge.supervision import cel
+from carebridge.supervision import anomaly, cel  # noqa: F401 - anomaly's rule types register on import
 from carebridge.supervision.models import Rule, RuleVersion, ScopeKind, Severity
 from carebridge.supervision.rule_types import REGISTRY, RuleType
 
@@ -57,6 +57,30 @@ DEFAULTS: list[tuple[str, str, Severity, dict[str, Any]]] = [
     ("R18-licence-verified", "licence_unverified", Severity.warning, {"months": 12}),
     ("R19-delivery-traced", "delivery_not_traced", Severity.warning, {"days": 7}),
     ("P1-no-show-pattern", "no_show_pattern", Severity.info, {"threshold": 3, "window_days": 90}),
+    ("C1-complaint", "complaint_filed", Severity.warning, {}),
+    # anomalies over the daily indicators (supervision/anomaly.py)
+    ("A1-prescriptions-own-history", "anomaly_own_history", Severity.warning, {"metric": "prescriptions"}),
+    (
+        "A2-high-value-own-history",
+        "anomaly_own_history",
+        Severity.warning,
+        {"metric": "high_value_prescriptions", "min_base": 5},
+    ),
+    ("A3-antibiotic-rate-peers", "anomaly_peer_hospitals", Severity.warning, {"metric": "antibiotic_rate"}),
+    ("A4-prescription-amount-peers", "anomaly_peer_hospitals", Severity.warning, {"metric": "avg_prescription_fen"}),
+    (
+        "A5-late-records-peers",
+        "anomaly_peer_hospitals",
+        Severity.warning,
+        {"metric": "late_record_rate", "min_base": 10},
+    ),
+    ("A6-warning-rate-peers", "anomaly_peer_hospitals", Severity.info, {"metric": "warnings_per_100"}),
+    (
+        "A7-rating-own-history",
+        "anomaly_own_history",
+        Severity.info,
+        {"metric": "avg_rating", "direction": "low", "min_base": 5, "z": 3.0, "min_change": 0.3},
+    ),
 ]
 
 

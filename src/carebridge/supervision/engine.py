@@ -24,12 +24,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import clock
 from carebridge.core.ids import new_id
-from carebridge.database.engine import on_commit
+from carebridge.database.engine import insert_for, on_commit
 from carebridge.events.outbox import Event
 from carebridge.supervision import cases, cel, registry
 from carebridge.supervision.catalog import CompiledRule, RuleSet, ruleset
@@ -54,13 +53,8 @@ _listeners: list[Callable[[list[dict[str, Any]]], None]] = []
 
 
 def on_warnings(listener: Callable[[list[dict[str, Any]]], None]) -> None:
-    _listeners.append(listener)
-
-
-def insert_for(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT (for ON CONFLICT) on the model's table: a Core statement, so a list of rows is one
-    executemany (the ORM's bulk path splits rows whose None columns differ into separate statements)."""
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(model.__table__)
+    if listener not in _listeners:  # an app created again (tests) registers once
+        _listeners.append(listener)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -242,10 +236,10 @@ class Engine:
                     batch.errors[rule.id] = (ev.id, str(exc)[:480] or type(exc).__name__, (prev[2] if prev else 0) + 1)
                     continue
                 for violation in found:
-                    batch.warnings.append(self._warning(rule, violation, ev, ctx.hospital, source="event"))
+                    batch.warnings.append(self._warning(rule, violation, ev, ctx.hospital, source=rule.type.source))
             project(batch, ev)
         await self._write(session, batch)
-        return await self._raise(session, batch.warnings)
+        return await self.raise_warnings(session, batch.warnings)
 
     def _check(
         self, rule: CompiledRule, ev: Event, ctx: EvalContext, spec: CounterSpec | None, memo: dict[str, Any]
@@ -474,7 +468,7 @@ class Engine:
             )
             await session.execute(stmt, resets)
 
-    async def _raise(self, session: AsyncSession, warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def raise_warnings(self, session: AsyncSession, warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Open or join a case per rule and group, then store the warnings."""
         if not warnings:
             return []
@@ -556,7 +550,7 @@ class Engine:
             warnings.append(
                 self._warning(rule, violation, pseudo, hospital, source="timer", dedup=f"{rule.id}:timer:{t.id}")
             )
-        return await self._raise(session, warnings)
+        return await self.raise_warnings(session, warnings)
 
     async def precheck(
         self,

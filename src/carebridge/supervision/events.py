@@ -18,7 +18,7 @@ from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.events.bus import MemoryBus
 from carebridge.events.outbox import Event
-from carebridge.supervision import cases, catalog, registry
+from carebridge.supervision import cases, catalog, daily, feed, registry
 from carebridge.supervision.precheck import State
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,10 @@ async def fire_timers(db: Database) -> dict[str, int]:
     async with db.transaction() as session:
         warnings = await State.engine.fire_timers(session)
     return {"supervision_timers_fired": len(warnings)}
+
+
+async def daily_indicators(db: Database) -> dict[str, int]:
+    return await daily.step(db, State.engine)
 
 
 async def escalate_cases(db: Database) -> dict[str, int]:
@@ -62,12 +66,14 @@ class Startup:
 
 
 async def sweep(db: Database) -> dict[str, int]:
-    """The standalone engine's own sweep (the platform's sweeper is not there): due timers and overdue cases."""
-    return {**await fire_timers(db), **await escalate_cases(db)}
+    """The standalone engine's own sweep (the platform's sweeper is not there): due timers, overdue cases and the
+    daily indicators."""
+    return {**await fire_timers(db), **await escalate_cases(db), **await daily_indicators(db)}
 
 
 def subscribe(bus: MemoryBus, app: Any) -> None:
     settings = app.state.settings
+    feed.install()
     if settings.deployment == "supervisor":
         app.state.background.insert(0, Startup(app.state.db, embedded=False))
         app.state.background.append(Periodic(app.state.db, settings.sweep_interval_seconds, sweep, "supervision_sweep"))
@@ -80,3 +86,4 @@ def subscribe(bus: MemoryBus, app: Any) -> None:
 
     sweeps.register(fire_timers)
     sweeps.register(escalate_cases)
+    sweeps.register(daily_indicators)

@@ -311,3 +311,53 @@ class ReportingPlatform(IdMixin, Base):
     last_catalog_version: Mapped[str | None] = mapped_column(String(8))
     events_accepted: Mapped[int] = mapped_column(default=0)
     events_rejected: Mapped[int] = mapped_column(default=0)
+
+
+class Indicator(Base):
+    """One day's figures for a hospital (``subject_kind`` hospital, ``subject_id`` = the hospital) or for a doctor
+    at a hospital (``subject_kind`` practitioner), computed from the trace by ``indicators.compute_day``.
+    Rates are derived from these counts when read."""
+
+    __tablename__ = "supervision_indicators"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hospital_region: Mapped[str | None] = mapped_column(String(12))
+    hospital_level: Mapped[str | None] = mapped_column(String(16))
+    consultations: Mapped[int] = mapped_column(default=0)
+    prescriptions: Mapped[int] = mapped_column(default=0)
+    prescription_fen: Mapped[int] = mapped_column(default=0)
+    high_value_prescriptions: Mapped[int] = mapped_column(default=0)
+    prescriptions_checked: Mapped[int] = mapped_column(default=0)
+    antibiotic_attempts: Mapped[int] = mapped_column(default=0)
+    special_drug_attempts: Mapped[int] = mapped_column(default=0)
+    records_signed: Mapped[int] = mapped_column(default=0)
+    records_late: Mapped[int] = mapped_column(default=0)
+    qc_records: Mapped[int] = mapped_column(default=0)
+    qc_defects: Mapped[int] = mapped_column(default=0)
+    referrals: Mapped[int] = mapped_column(default=0)
+    warnings: Mapped[int] = mapped_column(default=0)
+    cases_opened: Mapped[int] = mapped_column(default=0)
+    ratings: Mapped[int] = mapped_column(default=0)
+    rating_sum: Mapped[int] = mapped_column(default=0)
+    complaints: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        Index("ix_supervision_indicators_subject", "subject_kind", "subject_id", "day"),
+        Index("ix_supervision_indicators_region", "subject_kind", "hospital_region", "day"),
+    )
+
+
+class IndicatorDay(Base):
+    """A day whose indicators were computed: when, whether the day was over (only then are anomalies checked),
+    and a claim so that one worker computes it at a time."""
+
+    __tablename__ = "supervision_indicator_days"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    complete: Mapped[bool] = mapped_column(default=False)
+    computed_at: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(default=0)
+    anomalies: Mapped[int] = mapped_column(default=0)

@@ -67,6 +67,7 @@ class RuleType:
     params: ClassVar[type[Params]] = NoParams
     group_by: ClassVar[str] = "practitioner"
     precheck: ClassVar[bool] = True  # meaningful before the action happens
+    source: ClassVar[str] = "event"  # what its warnings and cases say they came from
 
     def facts(self, ev: Event) -> Iterable[str]:
         return ()
@@ -714,6 +715,26 @@ class NoShowPattern(RuleType):
 
 
 # --- custom rules --------------------------------------------------------------------------------------------------
+
+
+@register
+class ComplaintFiled(RuleType):
+    """Every complaint becomes a case of its own, handled like any other (assign, ask the hospital, close)."""
+
+    name = "complaint_filed"
+    regulation = None
+    title = "A patient's complaint"
+    events = frozenset({"complaint.filed"})
+    group_by = "subject"
+    precheck = False
+    source = "complaint"
+
+    def evaluate(self, params: NoParams, ev: Event, ctx: EvalContext) -> Iterable[Violation]:
+        d = ev.data
+        yield Violation(
+            f"complaint ({d.get('category')}) about consultation {d.get('consultation_id')}",
+            {k: d.get(k) for k in ("complaint_id", "category", "consultation_id", "stars")},
+        )
 
 
 class CelParams(Params):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictStr, StringConstraints
@@ -277,3 +277,43 @@ class IngestOut(Output):
     duplicates: list[DuplicateOut]
     rejected: list[RejectedOut]
     warnings: int
+
+
+class IndicatorOut(Output):
+    day: date
+    subject_kind: str
+    subject_id: uuid.UUID
+    hospital_id: uuid.UUID
+    hospital_region: str | None
+    hospital_level: str | None
+    metrics: dict[str, float | int | None]
+
+
+class RegionDayOut(Output):
+    day: date
+    metrics: dict[str, float | int | None]
+    computed_at: datetime | None
+    complete: bool
+
+
+class RankedHospitalOut(Output):
+    rank: int
+    hospital_id: uuid.UUID
+    name: str
+    region_code: str
+    level: str | None
+    warnings: int
+    by_severity: dict[str, int]
+    open_cases: int
+    overdue_cases: int
+
+
+class ComputeIn(Input):
+    day: date
+
+
+class ComputeOut(Output):
+    day: date
+    complete: bool
+    rows: int
+    anomalies: int
