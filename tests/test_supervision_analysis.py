@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -279,10 +280,13 @@ def test_warning_stream_sends_new_warnings_live(client: httpx.Client, admin_toke
             lines = response.iter_lines()
             assert next(lines) == ": connected"
             filed = ok(
-                client.post(url, headers=auth(cw.patient_token), json={"category": "fees", "text": "收费项目不明确"}), 201
+                client.post(url, headers=auth(cw.patient_token), json={"category": "fees", "text": "收费项目不明确"}),
+                201,
             )
             got: list[dict] = []
+            deadline = time.monotonic() + 15
             for line in lines:
+                assert time.monotonic() < deadline, f"no warning for the complaint in 15 s; got {got}"
                 if line.startswith("data: "):
                     got.extend(json.loads(line[6:]))
                     if any(w["subject_id"] == filed["id"] for w in got):

@@ -172,6 +172,14 @@ async def search_events(
         return [TracedEventOut.model_validate(e) for e in rows]
 
 
+@router.get("/events/{event_id}", response_model=TracedEventOut, summary="One kept event (a warning's evidence)")
+async def get_event(
+    event_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> TracedEventOut:
+    async with db.read() as session:
+        return TracedEventOut.model_validate(await service.get_event(session, principal=principal, event_id=event_id))
+
+
 @router.get(
     "/trail/{kind}/{subject_id}",
     response_model=list[TracedEventOut],

@@ -89,12 +89,13 @@ async def region_daily(
     out = []
     day = lo
     while day <= hi:
-        counts = sums.get(day, dict.fromkeys(indicators.COUNTS, 0))
         marker = computed.get(day)
+        counts = sums.get(day, dict.fromkeys(indicators.COUNTS, 0))
         out.append(
             {
                 "day": day,
-                "metrics": indicators.with_metrics(counts),
+                # a day never computed has no figures (a gap in a chart), not zeros
+                "metrics": indicators.with_metrics(counts) if marker else dict.fromkeys(indicators.METRICS),
                 "computed_at": marker.computed_at if marker else None,
                 "complete": bool(marker and marker.complete),
             }

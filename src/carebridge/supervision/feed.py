@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from carebridge.auth.principal import Principal
-from carebridge.core import live
+from carebridge.core import clock, live
 from carebridge.database.engine import Database
 from carebridge.supervision import engine, service
 from carebridge.supervision.schemas import WarningOut
@@ -57,7 +57,8 @@ async def stream(
         if fresh:
             for w in fresh:
                 sent.append(str(w.id))
-            cursor = max(cursor, max(w.created_at for w in fresh))
+            # never past now: a warning stamped ahead (a clock moved back, as in tests) must not hide later ones
+            cursor = min(max(cursor, max(w.created_at for w in fresh)), clock.now())
             payload = "[" + ",".join(WarningOut.model_validate(w).model_dump_json() for w in fresh) + "]"
             yield b"event: warnings\ndata: " + payload.encode() + b"\n\n"
         else:

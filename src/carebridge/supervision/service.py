@@ -319,6 +319,16 @@ async def search_events(
     return list((await session.scalars(query)).all())
 
 
+async def get_event(session: AsyncSession, *, principal: Principal, event_id: uuid.UUID) -> TracedEvent:
+    """One kept event (a warning's evidence), in the caller's region; 404 otherwise."""
+    require_supervisor(principal)
+    query = scoped(principal, select(TracedEvent).where(TracedEvent.id == event_id), TracedEvent.hospital_region)
+    row = await session.scalar(query)
+    if row is None:
+        raise not_found("event", event_id)
+    return row
+
+
 async def trail(session: AsyncSession, *, principal: Principal, kind: str, subject_id: uuid.UUID) -> list[TracedEvent]:
     """A consultation's or a prescription's whole trail, oldest first: its own events, and for a consultation
     its prescriptions', for a prescription its deliveries'."""

@@ -31,6 +31,8 @@ ROLE_HOME = {
     Role.hospital_admin: "/admin",
     Role.doctor: "/doctor",
     Role.pharmacist: "/pharmacist",
+    Role.regulator: "/regulator",
+    Role.platform_admin: "/regulator",
 }
 ROLE_LABEL = {
     Role.patient: "患者 Patient",
@@ -53,10 +55,18 @@ NAV = {
         ("/admin/rules", "规则", "Rules"),
         ("/admin/no-shows", "爽约", "No-shows"),
         ("/admin/qc", "病历质控", "Record QC"),
+        ("/admin/cases", "监管整改", "Rectification"),
     ],
     Role.doctor: [("/doctor", "今日出诊", "Today"), ("/doctor/consultations", "在线诊室", "Online clinic")],
     Role.pharmacist: [("/pharmacist", "处方审核与配送", "Review and delivery")],
+    Role.regulator: [
+        ("/regulator", "监管总览", "Dashboard"),
+        ("/regulator/cases", "案件", "Cases"),
+        ("/regulator/rules", "规则配置", "Rules"),
+        ("/regulator/trace", "追溯", "Trace"),
+    ],
 }
+NAV[Role.platform_admin] = NAV[Role.regulator]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
@@ -217,7 +227,7 @@ async def patient_notifications(request: Request) -> Response:
 # --- hospital admins ------------------------------------------------------------------------------------
 
 
-async def _admin_page(request: Request, template: str, page: str) -> Response:
+async def _admin_page(request: Request, template: str, page: str, **ids: uuid.UUID) -> Response:
     principal = await guard(request, Role.hospital_admin)
     if isinstance(principal, Response):
         return principal
@@ -230,6 +240,7 @@ async def _admin_page(request: Request, template: str, page: str) -> Response:
         today=today,
         tz=zone,
         hospital_id=str(principal.hospital_id),
+        ids={k: str(v) for k, v in ids.items()},
         wide=True,
     )
 
@@ -252,6 +263,16 @@ async def admin_rules(request: Request) -> Response:
 @router.get("/admin/qc")
 async def admin_qc(request: Request) -> Response:
     return await _admin_page(request, "admin/qc.html", "admin-qc")
+
+
+@router.get("/admin/cases")
+async def admin_cases(request: Request) -> Response:
+    return await _admin_page(request, "supervision/cases.html", "admin-cases")
+
+
+@router.get("/admin/cases/{case_id}")
+async def admin_case(request: Request, case_id: uuid.UUID) -> Response:
+    return await _admin_page(request, "supervision/case.html", "admin-case", case=case_id)
 
 
 @router.get("/admin/no-shows")
@@ -309,3 +330,49 @@ async def pharmacist_queue(request: Request) -> Response:
         hospital_id=str(principal.hospital_id),
         wide=True,
     )
+
+
+# --- regulators (and platform admins, who supervise every region) --------------------------------------------
+
+
+async def _regulator_page(request: Request, template: str, page: str, **ids: uuid.UUID) -> Response:
+    principal = await guard(request, Role.regulator, Role.platform_admin)
+    if isinstance(principal, Response):
+        return principal
+    today, zone = await hospital_today(request, principal)
+    return render(
+        request,
+        template,
+        principal=principal,
+        page=page,
+        today=today,
+        tz=zone,
+        ids={k: str(v) for k, v in ids.items()},
+        region=principal.region_code or "",
+        wide=True,
+    )
+
+
+@router.get("/regulator")
+async def regulator_dashboard(request: Request) -> Response:
+    return await _regulator_page(request, "supervision/dashboard.html", "regulator-dashboard")
+
+
+@router.get("/regulator/cases")
+async def regulator_cases(request: Request) -> Response:
+    return await _regulator_page(request, "supervision/cases.html", "regulator-cases")
+
+
+@router.get("/regulator/cases/{case_id}")
+async def regulator_case(request: Request, case_id: uuid.UUID) -> Response:
+    return await _regulator_page(request, "supervision/case.html", "regulator-case", case=case_id)
+
+
+@router.get("/regulator/rules")
+async def regulator_rules(request: Request) -> Response:
+    return await _regulator_page(request, "supervision/rules.html", "regulator-rules")
+
+
+@router.get("/regulator/trace")
+async def regulator_trace(request: Request) -> Response:
+    return await _regulator_page(request, "supervision/trace.html", "regulator-trace")

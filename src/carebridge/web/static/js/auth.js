@@ -2,7 +2,8 @@
 (function () {
   'use strict';
   var CB = window.CB;
-  var HOME = { patient: '/patient', hospital_admin: '/admin', doctor: '/doctor', pharmacist: '/pharmacist' };
+  var HOME = { patient: '/patient', hospital_admin: '/admin', doctor: '/doctor', pharmacist: '/pharmacist',
+    regulator: '/regulator', platform_admin: '/regulator' };
 
   function destination(role) {
     var home = HOME[role] || '/';
