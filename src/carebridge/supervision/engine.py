@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import clock
@@ -477,9 +477,8 @@ class Engine:
             if w["severity"] != Severity.info:
                 groups[cases.open_key(w["rule_id"], w["source"], w["_group"])].append(w)
         opened: list[dict[str, Any]] = []
-        for open_key, members in groups.items():
-            case_id, new_case = await join_or_open_case(session, open_key, members)
-            for w in members:
+        for open_key, (case_id, new_case) in (await join_or_open_cases(session, groups)).items():
+            for w in groups[open_key]:
                 w["case_id"] = case_id
             if new_case is not None:
                 opened.append(new_case)
@@ -631,60 +630,132 @@ def case_number(case_id: uuid.UUID, at: datetime) -> str:
     return f"SV{at.astimezone(UTC):%Y%m%d}-{case_id.hex[-6:].upper()}"
 
 
-async def join_or_open_case(
-    session: AsyncSession, open_key: str, members: list[dict[str, Any]]
-) -> tuple[uuid.UUID, dict[str, Any] | None]:
-    """The open case of this rule and group, with the new warnings counted in; a new case if none is open
-    (then also the new case's summary, for its notifications)."""
+_SEVERITY_RANK_SQL = case((Case.severity == "block", 2), (Case.severity == "warning", 1), else_=0)
+
+
+def _new_case_row(open_key: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    first = members[0]
     last = max(w["created_at"] for w in members)
-    severity = max((w["severity"] for w in members), key=lambda s: SEVERITY_RANK[s])
+    severity = Severity(max((w["severity"] for w in members), key=lambda s: SEVERITY_RANK[Severity(s)]))
+    case_id = new_id()
+    subject_type, subject_id = first["_group"].split(":", 1)
+    return {
+        "id": case_id,
+        "number": case_number(case_id, last),
+        "rule_id": first["rule_id"],
+        "rule_code": first["rule_code"],
+        "regulation": first["regulation"],
+        "title": f"{first['_rule_name']}: {first['message']}"[:300],
+        "severity": severity,
+        "status": "open",
+        "group_key": first["_group"],
+        "open_key": open_key,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "hospital_id": first["hospital_id"],
+        "hospital_region": first["hospital_region"],
+        "source": "rule" if first["source"] in ("event", "timer") else first["source"],
+        "assignee_user_id": None,
+        "sent_to_hospital_at": None,
+        "opened_at": last,
+        "due_at": last + timedelta(days=cases.CASE_DAYS[Severity(severity)]),
+        "escalation_level": 0,
+        "escalated_at": None,
+        "closed_at": None,
+        "resolution": None,
+        "warning_count": len(members),
+        "last_warning_at": last,
+        "updated_at": last,
+    }
+
+
+async def join_or_open_cases(
+    session: AsyncSession, groups: dict[str, list[dict[str, Any]]]
+) -> dict[str, tuple[uuid.UUID, dict[str, Any] | None]]:
+    """For each open key, the open case with the new warnings counted in, or a new case (then also its summary,
+    for its notifications). A few statements for the whole batch: one read of the open cases, one update per
+    joined case (one executemany on SQLite), one insert of the new cases and their history entries."""
+    table = Case.__table__
+    out: dict[str, tuple[uuid.UUID, dict[str, Any] | None]] = {}
+    pending = dict(groups)
     for _ in range(3):
-        row = (
-            await session.execute(
-                update(Case)
-                .where(Case.open_key == open_key)
-                .values(warning_count=Case.warning_count + len(members), last_warning_at=last, updated_at=last)
-                .returning(Case.id, Case.severity)
-            )
-        ).first()
-        if row is not None:
-            if SEVERITY_RANK[Severity(row[1])] < SEVERITY_RANK[severity]:
-                await session.execute(update(Case).where(Case.id == row[0]).values(severity=severity))
-            return row[0], None
-        first = members[0]
-        case_id = new_id()
-        number, title = case_number(case_id, last), f"{first['_rule_name']}: {first['message']}"[:300]
-        opened = await session.scalar(
-            insert_for(session, Case)
-            .values(
-                id=case_id,
-                number=number,
-                rule_id=first["rule_id"],
-                rule_code=first["rule_code"],
-                regulation=first["regulation"],
-                title=title,
-                severity=severity,
-                status="open",
-                group_key=first["_group"],
-                open_key=open_key,
-                subject_type=first["_group"].split(":", 1)[0],
-                subject_id=first["_group"].split(":", 1)[1],
-                hospital_id=first["hospital_id"],
-                hospital_region=first["hospital_region"],
-                source="rule" if first["source"] in ("event", "timer") else first["source"],
-                opened_at=last,
-                due_at=last + timedelta(days=cases.CASE_DAYS[Severity(severity)]),
-                warning_count=len(members),
-                last_warning_at=last,
-                updated_at=last,
-            )
-            .on_conflict_do_nothing(index_elements=["open_key"])
-            .returning(Case.id)
+        if not pending:
+            return out
+        found = dict(
+            (await session.execute(select(Case.open_key, Case.id).where(Case.open_key.in_(list(pending))))).all()
         )
-        if opened is not None:
-            session.add(
-                CaseEntry(case_id=opened, at=last, actor="system", actor_name="system", kind="opened", status_to="open")
+        joins = [
+            {
+                "b_id": found[key],
+                "b_key": key,
+                "b_n": len(members),
+                "b_last": max(w["created_at"] for w in members),
+                "b_sev": Severity(max((w["severity"] for w in members), key=lambda s: SEVERITY_RANK[Severity(s)])),
+                "b_rank": max(SEVERITY_RANK[Severity(w["severity"])] for w in members),
+            }
+            for key, members in pending.items()
+            if key in found
+        ]
+        if joins:
+            stmt = (
+                table.update()
+                .where(table.c.id == bindparam("b_id"), table.c.open_key == bindparam("b_key"))
+                .values(
+                    warning_count=table.c.warning_count + bindparam("b_n"),
+                    last_warning_at=bindparam("b_last"),
+                    updated_at=bindparam("b_last"),
+                    severity=case(
+                        (_SEVERITY_RANK_SQL < bindparam("b_rank"), bindparam("b_sev")), else_=table.c.severity
+                    ),
+                )
             )
-            summary = {"id": opened, "number": number, "title": title, "hospital_region": first["hospital_region"]}
-            return opened, summary
-    raise RuntimeError(f"could not open or join a case for {open_key}")
+            if session.bind.dialect.name == "sqlite":  # one writer: the count of rows changed is exact
+                if (await session.execute(stmt, joins)).rowcount == len(joins):
+                    joined = {j["b_key"] for j in joins}
+                else:
+                    joined = set()
+            else:
+                joined = set()
+                for j in joins:
+                    if (await session.execute(stmt, j)).rowcount == 1:
+                        joined.add(j["b_key"])
+            for key in joined:
+                out[key] = (found[key], None)
+                del pending[key]
+            if len(joined) < len(joins):
+                continue  # a case closed meanwhile: read again
+        new = [_new_case_row(key, members) for key, members in pending.items() if key not in found]
+        if not new:
+            continue
+        stmt = insert_for(session, Case).on_conflict_do_nothing(index_elements=["open_key"])
+        if session.bind.dialect.name == "sqlite":
+            await session.execute(stmt, new)
+            inserted = {r["id"] for r in new}
+        else:
+            inserted = set((await session.scalars(stmt.returning(Case.id), new)).all())
+        entries = []
+        for row in new:
+            if row["id"] not in inserted:
+                continue  # opened by another worker meanwhile: joined on the next round
+            entries.append(
+                {
+                    "id": new_id(),
+                    "case_id": row["id"],
+                    "at": row["opened_at"],
+                    "actor": "system",
+                    "actor_name": "system",
+                    "kind": "opened",
+                    "text": None,
+                    "shared": False,
+                    "status_from": None,
+                    "status_to": "open",
+                }
+            )
+            summary = {k: row[k] for k in ("id", "number", "title", "hospital_region")}
+            out[row["open_key"]] = (row["id"], summary)
+            del pending[row["open_key"]]
+        if entries:
+            await session.execute(insert_for(session, CaseEntry), entries)
+    if pending:
+        raise RuntimeError(f"could not open or join cases for {sorted(pending)}")
+    return out
