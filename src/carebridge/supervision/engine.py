@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import String, and_, any_, bindparam, case, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import clock
@@ -444,10 +445,14 @@ class Engine:
                 "fired_at": None,
             }
             (resets if op == "reset" else inserts).append(row)
-        for rule_id, keys in cancels.items():
+        if cancels:  # one statement for every rule's cancelled timers
+            table = Timer.__table__
             await session.execute(
-                update(Timer)
-                .where(Timer.rule_id == rule_id, Timer.timer_key.in_(keys), Timer.status == TimerStatus.pending)
+                table.update()
+                .where(
+                    or_(*(and_(table.c.rule_id == r, table.c.timer_key.in_(keys)) for r, keys in cancels.items())),
+                    table.c.status == TimerStatus.pending,
+                )
                 .values(status=TimerStatus.cancelled)
             )
         if inserts:
@@ -600,12 +605,21 @@ def public_warning(w: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _among(session: AsyncSession, column: Any, values: list[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one statement text (prepared once) for any number of
+    values, where an expanded IN list is a new statement for every length."""
+    if session.bind.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(String)))
+    return column.in_(values)
+
+
 async def load_facts(session: AsyncSession, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     wanted = sorted(set(keys))
     found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
     for i in range(0, len(wanted), 500):
         chunk = wanted[i : i + 500]
-        for key, data in (await session.execute(select(Fact.key, Fact.data).where(Fact.key.in_(chunk)))).all():
+        rows = await session.execute(select(Fact.key, Fact.data).where(_among(session, Fact.key, chunk)))
+        for key, data in rows.all():
             found[key] = data
     return found
 
@@ -618,7 +632,9 @@ async def load_counts(
     for i in range(0, len(wanted), 500):
         rows = await session.execute(
             select(Counter.rule_id, Counter.subject_key, Counter.day, Counter.count).where(
-                Counter.rule_id.in_(rule_ids), Counter.subject_key.in_(wanted[i : i + 500]), Counter.day.between(lo, hi)
+                Counter.rule_id.in_(rule_ids),
+                _among(session, Counter.subject_key, wanted[i : i + 500]),
+                Counter.day.between(lo, hi),
             )
         )
         for rule_id, key, day, n in rows.all():
