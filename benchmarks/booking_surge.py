@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the server, e.g. CAREBRIDGE_PRINCIPAL_CACHE_SECONDS=300 (repeatable)",
     )
+    parser.add_argument(
+        "--events",
+        choices=["worker", "in-api"],
+        default="worker",
+        help="who relays the outbox to the event consumers (supervision, queue board, notifications): one "
+        "`carebridge worker` process beside the API workers (the distributed layout, default), or the API workers",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database (prints where) for inspection")
     args = parser.parse_args(argv)
     if args.workers is None:
@@ -285,6 +292,58 @@ class Server:
         self.log_file.close()
 
 
+class EventWorker:
+    """``carebridge worker``: relays the outbox to every consumer while the API workers only answer requests."""
+
+    def __init__(self, url: str, tmp: Path, extra_env: list[str]) -> None:
+        self.log_path = tmp / "worker.log"
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*carebridge_command(), "worker"],
+            env=server_env(url, extra_env),
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log_file.close()
+
+
+async def outbox_backlog(url: str) -> int:
+    from carebridge.events.models import OutboxEvent
+
+    db = Database(Settings(database_url=url))
+    try:
+        async with db.read() as session:
+            return int(
+                await session.scalar(
+                    select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+                )
+                or 0
+            )
+    finally:
+        await db.dispose()
+
+
+def drain(url: str, timeout: float = 300.0) -> tuple[int, float | None]:
+    """The events not yet relayed when the load ended, and the seconds until none were left (None: not within
+    ``timeout``)."""
+    started = time.perf_counter()
+    backlog = left = asyncio.run(outbox_backlog(url))
+    while left and time.perf_counter() - started < timeout:
+        time.sleep(0.5)
+        left = asyncio.run(outbox_backlog(url))
+    return backlog, (round(time.perf_counter() - started, 1) if not left else None)
+
+
 class Sampler(threading.Thread):
     """Peak RSS of each worker, sampled every 0.25 s while the load runs."""
 
@@ -324,6 +383,8 @@ def cpu_by_command() -> dict[str, float]:
                 if "surge_load.py" in cmd
                 else "server"
                 if " serve " in cmd or "multiprocessing" in cmd
+                else "event-worker"
+                if cmd.endswith(" worker")
                 else "py-spy"
                 if "py-spy" in cmd
                 else p.info["name"]
@@ -408,6 +469,7 @@ def machine() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     bench_db = BenchDatabase(args.db)
     server: Server | None = None
+    event_worker: EventWorker | None = None
     profilers: list[subprocess.Popen[bytes]] = []
     try:
         bench_db.create()
@@ -435,7 +497,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{len(fixture.people) + len(fixture.warmup_people)} patients with tokens, {preload_s:.1f} s"
         )
 
-        server = Server(bench_db.url, args.workers, bench_db.tmp, args.server_env)
+        api_env = [*(["CAREBRIDGE_EVENT_RELAY=false"] if args.events == "worker" else []), *args.server_env]
+        server = Server(bench_db.url, args.workers, bench_db.tmp, api_env)
+        if args.events == "worker":
+            event_worker = EventWorker(bench_db.url, bench_db.tmp, args.server_env)
         server.wait_ready()
         workers = server.worker_processes()
         log(f"server {server.base_url}: workers {[p.pid for p in workers]}")
@@ -487,6 +552,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             profilers = []
             log(f"profiles in {args.profile}")
         phases = json.loads(out_path.read_text())
+        backlog, drain_s = drain(bench_db.url)
+        log(f"events: {backlog} not yet relayed when the load ended, all relayed after {drain_s} s")
+        if event_worker is not None:
+            event_worker.stop()
+            event_worker = None
+        if server.proc.poll() is not None or any(phases[p]["errors"] for p in ("surge", "rejections")):
+            log(f"server log tail (errors during the load):\n{server.tail()}")
         server.stop()
         server = None
 
@@ -564,6 +636,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": {"preload": round(preload_s, 1), "load_process": round(load_s, 1)},
             "server_pool_size": pool_size,
             "server_env": args.server_env,
+            "events": args.events,
+            "events_backlog_at_end": backlog,
+            "events_drain_s": drain_s,
             "machine": machine(),
         }
     finally:
@@ -571,6 +646,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if server is not None:
             log(f"server log tail:\n{server.tail()}")
             server.stop()
+        if event_worker is not None:
+            event_worker.stop()
         bench_db.drop(args.keep)
 
 

@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -78,6 +82,46 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(message)
     yield f"{PG_BASE}/{name}"
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the run's kind for one test (a process of its own: ``carebridge supervise``,
+    ``carebridge worker``)."""
+    if BACKEND == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"cb_fresh_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    yield f"{PG_BASE}/{name}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def start_process(
+    args: list[str], env: dict[str, str], *, ready_port: int | None = None, log: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """``carebridge <args>`` in its own process; with ``ready_port``, returned once it answers ``/readyz``.
+    Its stderr goes to ``log`` (a file, never a pipe: a full pipe would stall it)."""
+    log = log or tempfile.TemporaryFile()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "carebridge.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=log
+    )
+    if ready_port is None:
+        return proc
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{ready_port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            log.seek(0)
+            raise AssertionError(log.read().decode(errors="replace")[-4000:] or f"carebridge {args[0]} exited")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"carebridge {args[0]} did not start")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -4,21 +4,16 @@ engine, run as its own process with its own database."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import BACKEND, PG_BASE, _free_port, _pg_admin
+from tests.conftest import _free_port, start_process
 from tests.factories import auth, ok, unique
 from tests.test_supervision import BASE, make_regulator, wait_for
 
@@ -218,17 +213,6 @@ def test_ingest_keeps_good_events_and_rejects_bad_ones_with_reasons(  # noqa: PL
 # --- the standalone engine ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def standalone_db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    if BACKEND == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'supervise.db'}"
-        return
-    name = f"cb_supervise_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    yield f"{PG_BASE}/{name}"
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 def _cli(env: dict[str, str], *args: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "carebridge.cli", "supervise", *args],
@@ -244,33 +228,13 @@ def _cli(env: dict[str, str], *args: str) -> dict:
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     """``carebridge supervise`` in its own process, once it answers ``/readyz``."""
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "carebridge.cli", "supervise", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            log.seek(0)
-            raise AssertionError(log.read().decode(errors="replace")[-4000:] or "carebridge supervise exited")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("carebridge supervise did not start")
-        time.sleep(0.2)
+    return start_process(["supervise", "--host", "127.0.0.1", "--port", str(port)], env, ready_port=port)
 
 
-def test_carebridge_supervise_runs_alone_and_takes_reports(standalone_db: str) -> None:
+def test_carebridge_supervise_runs_alone_and_takes_reports(fresh_database_url: str) -> None:
     env = {
         **os.environ,
-        "CAREBRIDGE_DATABASE_URL": standalone_db,
+        "CAREBRIDGE_DATABASE_URL": fresh_database_url,
         "CAREBRIDGE_ARGON2_TIME_COST": "1",
         "CAREBRIDGE_ARGON2_MEMORY_KIB": "1024",
         "CAREBRIDGE_LOG_LEVEL": "WARNING",

@@ -86,12 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        relay = OutboxRelay(db, bus)
+        relay = OutboxRelay(db, bus) if settings.event_relay else None
         live.bind(asyncio.get_running_loop())
         tasks = app.state.background
         for start in tasks:  # first: the supervision engine's rules are in place before the relay hands it events
             await start.start()
-        await relay.start()
+        if relay is not None:
+            await relay.start()
         await chat_hub.start()
         listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
         # What start-up built lives as long as the process: keep the collector from walking it again and again
@@ -109,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for start in reversed(tasks):
                 await start.stop()
             await chat_hub.stop()
-            await relay.stop()
+            if relay is not None:
+                await relay.stop()
             await db.dispose()
 
     app = FastAPI(

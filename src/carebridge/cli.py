@@ -1,4 +1,4 @@
-"""The ``carebridge`` command: serve, supervise, migrate, demo-data, check, knowledge, bench."""
+"""The ``carebridge`` command: serve, worker, supervise, migrate, demo-data, check, knowledge, bench."""
 
 from __future__ import annotations
 
@@ -31,6 +31,37 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_max_size=settings.ws_max_frame_bytes,
         ws_per_message_deflate=False,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The distributed layout's background process: the outbox relay, every event consumer and (unless
+    ``CAREBRIDGE_BACKGROUND_TASKS=false``) the sweeps, without HTTP. API workers then run with
+    ``CAREBRIDGE_EVENT_RELAY=false``. Several workers may run side by side: relay claims are leases."""
+    import signal
+
+    from carebridge.app import create_app
+    from carebridge.core.logging import configure
+
+    settings = settings.model_copy(update={"event_relay": True})
+    configure(settings.log_level, settings.log_json)
+
+    async def run() -> None:
+        import structlog
+
+        app = create_app(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            structlog.get_logger("carebridge.worker").info("worker_started", background_tasks=settings.background_tasks)
+            await stop.wait()
+        structlog.get_logger("carebridge.worker").info("worker_stopped")
+
+    import uvloop
+
+    uvloop.run(run())
     return 0
 
 
@@ -154,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="migrate first (embedded SQLite demo)")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser(
+        "worker", help="relay events to their consumers and run the sweeps, without HTTP (distributed layout)"
+    )
+    worker.set_defaults(func=_worker)
 
     sv = sub.add_parser(
         "supervise",

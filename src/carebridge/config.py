@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     log_json: bool = True
     bus: Literal["memory"] = "memory"
     background_tasks: bool = True
+    # This process relays the outbox to its event consumers (supervision, queue board, notifications). Off in
+    # API workers when `carebridge worker` processes do it (the distributed layout, docs/configuration.md).
+    event_relay: bool = True
     sweep_interval_seconds: float = 30.0
     waitlist_hold_minutes: int = 15
     # An online consultation request nobody accepts within this time lapses.

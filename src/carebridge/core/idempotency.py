@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, UniqueConstraint, select
+from sqlalchemy import String, UniqueConstraint, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,6 +38,11 @@ class IdempotencyRecord(IdMixin, Base):
     __table_args__ = (UniqueConstraint("user_id", "key"),)
 
 
+_STORED = select(IdempotencyRecord).where(
+    IdempotencyRecord.user_id == bindparam("user_id"), IdempotencyRecord.key == bindparam("key")
+)
+
+
 def check_key(key: str | None) -> str | None:
     if key is None:
         return None
@@ -59,9 +64,7 @@ async def replay(
 ) -> IdempotencyRecord | None:
     """The stored answer for this key, or None. 409 ``idempotency_key_reused`` if the key was used for a
     different request."""
-    row = await session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
-    )
+    row = await session.scalar(_STORED, {"user_id": user_id, "key": key})
     if row is not None and (row.operation != operation or row.request_hash != payload_hash):
         raise Conflict("idempotency_key_reused", "this Idempotency-Key was used for a different request")
     return row

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -132,28 +132,32 @@ async def linked_patient_ids(session: AsyncSession, *, user_id: uuid.UUID) -> li
     return list((await session.scalars(select(PatientLink.patient_id).where(PatientLink.user_id == user_id))).all())
 
 
+# The hot path's statements, built once (building a statement costs more than running it).
+_FACTS = select(Patient.id, Patient.region, Patient.birth_date, Patient.sex).where(
+    Patient.id == bindparam("patient_id")
+)
+_LINKED_FACTS = _FACTS.join(PatientLink, PatientLink.patient_id == Patient.id).where(
+    PatientLink.user_id == bindparam("user_id")
+)
+_DESCRIBE = (
+    select(Patient, PatientLink.relation)
+    .outerjoin(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.user_id == bindparam("user_id")))
+    .where(Patient.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 async def require_linked(session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID) -> PatientFacts:
     """The patient, if the caller's account may act for them; 404 otherwise (no hint that they exist)."""
     row = None
     if principal.role == Role.patient:
-        row = (
-            await session.execute(
-                select(Patient.id, Patient.region, Patient.birth_date, Patient.sex)
-                .join(PatientLink, PatientLink.patient_id == Patient.id)
-                .where(PatientLink.user_id == principal.user_id, PatientLink.patient_id == patient_id)
-            )
-        ).first()
+        row = (await session.execute(_LINKED_FACTS, {"user_id": principal.user_id, "patient_id": patient_id})).first()
     if row is None:
         raise not_found("patient", patient_id)
     return PatientFacts(id=row[0], region=row[1], birth_date=row[2], sex=str(row[3]))
 
 
 async def facts(session: AsyncSession, patient_id: uuid.UUID) -> PatientFacts:
-    row = (
-        await session.execute(
-            select(Patient.id, Patient.region, Patient.birth_date, Patient.sex).where(Patient.id == patient_id)
-        )
-    ).first()
+    row = (await session.execute(_FACTS, {"patient_id": patient_id})).first()
     if row is None:
         raise not_found("patient", patient_id)
     return PatientFacts(id=row[0], region=row[1], birth_date=row[2], sex=str(row[3]))
@@ -207,13 +211,7 @@ async def describe(
     if not ids:
         return {}
     user_id = principal.user_id if principal.role == Role.patient else None
-    rows = (
-        await session.execute(
-            select(Patient, PatientLink.relation)
-            .outerjoin(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.user_id == user_id))
-            .where(Patient.id.in_(ids))
-        )
-    ).all()
+    rows = (await session.execute(_DESCRIBE, {"user_id": user_id, "ids": ids})).all()
     linked = {p.id: relation for p, relation in rows if relation is not None}
     _audit_read(session, principal, list(linked), purpose)
     return {p.id: _present(p, unmasked=p.id in linked, relation=linked.get(p.id)) for p, _ in rows}

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import Select, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -19,7 +21,6 @@ from carebridge.auth.principal import Principal
 from carebridge.core import clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.core.ids import new_id
-from carebridge.database.engine import insert_for
 from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
 from carebridge.patients import service as patients
@@ -70,15 +71,31 @@ def emit(session: AsyncSession, type_: str, appt: Appointment, actor: str, **ext
     )
 
 
+# The booking path's statements, built once: building a statement costs more than running it.
+_PLACE = (
+    select(SlotPool, Schedule, Slot)
+    .join(Schedule, Schedule.id == SlotPool.schedule_id)
+    .join(Slot, Slot.id == SlotPool.slot_id)
+    .where(SlotPool.slot_id == bindparam("slot_id"), SlotPool.channel == bindparam("channel"))
+)
+# A Core statement on the table: the ORM's bulk UPDATE would evaluate the condition against the session's
+# objects on every call (the loaded pool's ``booked`` is not read after the place is taken).
+_POOLS = SlotPool.__table__.c
+_TAKE = (
+    update(SlotPool.__table__)
+    .where(_POOLS.id == bindparam("pool_id"), _POOLS.booked + _POOLS.held < _POOLS.capacity)
+    .values(booked=_POOLS.booked + 1)
+)
+_SERIALISE = {
+    name: module.insert(PatientBookingState.__table__)
+    .values(patient_id=bindparam("patient_id"), version=1)
+    .on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
+    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 async def load_place(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> tuple[SlotPool, Schedule, Slot]:
-    row = (
-        await session.execute(
-            select(SlotPool, Schedule, Slot)
-            .join(Schedule, Schedule.id == SlotPool.schedule_id)
-            .join(Slot, Slot.id == SlotPool.slot_id)
-            .where(SlotPool.slot_id == slot_id, SlotPool.channel == channel)
-        )
-    ).first()
+    row = (await session.execute(_PLACE, {"slot_id": slot_id, "channel": channel})).first()
     if row is None:
         exists = await session.scalar(select(SlotPool.id).where(SlotPool.slot_id == slot_id).limit(1))
         if exists is None:
@@ -119,9 +136,30 @@ def check_window(schedule: Schedule, pool: SlotPool, rules: EffectiveRules, tz: 
 
 async def serialise_patient(session: AsyncSession, patient_id: uuid.UUID) -> None:
     """Bump the patient's booking-state row (insert on first use): concurrent bookings of one patient queue here."""
-    stmt = insert_for(session, PatientBookingState).values(patient_id=patient_id, version=1)
-    stmt = stmt.on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
-    await session.execute(stmt)
+    await session.execute(_SERIALISE[session.bind.dialect.name], {"patient_id": patient_id})
+
+
+def _limits_query() -> Select[Any]:
+    """The patient's active bookings at the hospital (in total, in the department, with the doctor that day, in
+    the session) and their no-show block, in one statement built once (building it costs more than running it)."""
+    active = Appointment.status.in_(ACTIVE_STATUSES)
+    same_doctor_day = (Appointment.practitioner_id == bindparam("practitioner_id")) & (
+        Appointment.service_date == bindparam("service_date")
+    )
+    return select(
+        func.count(),
+        func.coalesce(func.sum(case((Appointment.department_id == bindparam("department_id"), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((same_doctor_day, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((Appointment.schedule_id == bindparam("schedule_id"), 1), else_=0)), 0),
+        credit.blocked_until(),
+    ).where(
+        Appointment.patient_id == bindparam("patient_id"),
+        Appointment.hospital_id == bindparam("hospital_id"),
+        active,
+    )
+
+
+_LIMITS = _limits_query()
 
 
 async def check_limits(
@@ -133,21 +171,16 @@ async def check_limits(
     today: date,
 ) -> None:
     """403 ``booking_blocked`` (no-show credit), then 409 ``already_booked`` / ``limit_exceeded``: one query."""
-    active = Appointment.status.in_(ACTIVE_STATUSES)
-    same_doctor_day = (Appointment.practitioner_id == schedule.practitioner_id) & (
-        Appointment.service_date == schedule.service_date
-    )
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((Appointment.department_id == schedule.department_id, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((same_doctor_day, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((Appointment.schedule_id == schedule.id, 1), else_=0)), 0),
-                credit.blocked_until(hospital_id=schedule.hospital_id, patient_id=patient_id, today=today),
-            ).where(Appointment.patient_id == patient_id, Appointment.hospital_id == schedule.hospital_id, active)
-        )
-    ).one()
+    params = {
+        "patient_id": patient_id,
+        "hospital_id": schedule.hospital_id,
+        "department_id": schedule.department_id,
+        "practitioner_id": schedule.practitioner_id,
+        "service_date": schedule.service_date,
+        "schedule_id": schedule.id,
+        "today": today,
+    }
+    row = (await session.execute(_LIMITS, params)).one()
     if row[4] is not None:  # blocked and not whitelisted: the full answer names the block
         await credit.ensure_not_blocked(session, hospital_id=schedule.hospital_id, patient_id=patient_id, today=today)
     total, in_department, with_doctor_that_day, in_session = (int(v) for v in row[:4])
@@ -167,11 +200,7 @@ async def check_limits(
 
 
 async def take_place(session: AsyncSession, pool_id: uuid.UUID) -> bool:
-    result = await session.execute(
-        update(SlotPool)
-        .where(SlotPool.id == pool_id, SlotPool.booked + SlotPool.held < SlotPool.capacity)
-        .values(booked=SlotPool.booked + 1)
-    )
+    result = await session.execute(_TAKE, {"pool_id": pool_id})
     return result.rowcount == 1
 
 

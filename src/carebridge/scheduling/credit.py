@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import ScalarSelect, func, select, update
+from sqlalchemy import Date, ScalarSelect, Uuid, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -34,9 +34,11 @@ async def current_block(
     )
 
 
-def blocked_until(*, hospital_id: uuid.UUID, patient_id: uuid.UUID, today: date) -> ScalarSelect[date]:
-    """A scalar subquery for another domain's query: the end of the patient's active block at the hospital,
-    NULL if there is none or the patient is whitelisted (``ensure_not_blocked`` gives the full answer)."""
+def blocked_until() -> ScalarSelect[date]:
+    """A scalar subquery for another domain's prebuilt query, on the bind parameters ``hospital_id``,
+    ``patient_id`` and ``today``: the end of the patient's active block at the hospital, NULL if there is none
+    or the patient is whitelisted (``ensure_not_blocked`` gives the full answer)."""
+    hospital_id, patient_id = bindparam("hospital_id", type_=Uuid()), bindparam("patient_id", type_=Uuid())
     exempt = select(NoShowExemption.id).where(
         NoShowExemption.hospital_id == hospital_id, NoShowExemption.patient_id == patient_id
     )
@@ -46,7 +48,7 @@ def blocked_until(*, hospital_id: uuid.UUID, patient_id: uuid.UUID, today: date)
             BookingBlock.hospital_id == hospital_id,
             BookingBlock.patient_id == patient_id,
             BookingBlock.lifted_at.is_(None),
-            BookingBlock.ends_on >= today,
+            BookingBlock.ends_on >= bindparam("today", type_=Date()),
             ~exempt.exists(),
         )
         .scalar_subquery()
