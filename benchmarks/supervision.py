@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from carebridge.app import settle_collector
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.config import Settings
@@ -577,6 +578,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         rules = await prepare(db)
         world = World(rng)
+        settle_collector(settings)  # the collector as the server sets it up at start (the engine runs there)
         async with db.read() as session:
             cel_rules = sum(1 for r in (await catalog.ruleset(session)).rules if r.cel is not None)
         out: dict[str, Any] = {

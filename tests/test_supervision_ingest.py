@@ -274,6 +274,14 @@ def test_carebridge_supervise_runs_alone_and_takes_reports(fresh_database_url: s
             assert warnings[0]["case_id"] in [x["id"] for x in cases], cases
             notes = ok(c.get("/api/v1/notifications", headers=regulator))
             assert any(n["kind"] == "supervision_case_opened" for n in notes)
+            # the hospital has no account here: its platform carries the rectification request and the answer
+            case_id = warnings[0]["case_id"]
+            ok(c.post(f"{BASE}/cases/{case_id}/rectification", headers=regulator, json={"text": "请整改"}))
+            waiting = ok(c.get(f"{BASE}/platform/cases", headers=auth(plat["token"]), params={"status": "rectifying"}))
+            assert [x["id"] for x in waiting] == [case_id]
+            body = {"text": "已整改", "answered_by": "医务科"}
+            answered = c.post(f"{BASE}/platform/cases/{case_id}/answer", headers=auth(plat["token"]), json=body)
+            assert ok(answered)["status"] == "answered"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -291,3 +299,83 @@ def test_carebridge_supervise_runs_alone_and_takes_reports(fresh_database_url: s
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- rectification through the reporting platform -------------------------------------------------------------
+
+
+def test_a_platform_reads_and_answers_its_hospitals_rectification_requests(  # noqa: PLR0915
+    client: httpx.Client, admin_token: str
+) -> None:
+    platform, token = register_platform(client, admin_token, ["440300"])
+    other, other_token = register_platform(client, admin_token, ["440300"])
+    regulator = auth(make_regulator(client, admin_token, region="440000"))
+    h = str(uuid.uuid4())
+    sent = ok(
+        client.post(
+            INGEST,
+            headers=auth(token),
+            json={
+                "catalog_version": "1.4",
+                "events": [hospital_registered(h, "440305"), consultation_requested(h, practice_years=1)],
+            },
+        )
+    )
+    assert sent["accepted"] == 2 and sent["warnings"] >= 1, sent
+    case = next(
+        c
+        for c in ok(client.get(f"{BASE}/cases", headers=regulator, params={"hospital_id": h}))
+        if c["rule_code"] == "R3-practice-years"
+    )
+    mine = f"{BASE}/platform/cases"
+    # not yet sent to the hospital: the platform does not see it
+    assert case["id"] not in [c["id"] for c in ok(client.get(mine, headers=auth(token)))]
+    assert client.get(f"{mine}/{case['id']}", headers=auth(token)).status_code == 404
+    ok(client.post(f"{BASE}/cases/{case['id']}/comments", headers=regulator, json={"text": "内部意见，不给医院看"}))
+    ok(
+        client.post(
+            f"{BASE}/cases/{case['id']}/rectification",
+            headers=regulator,
+            json={"text": "请核实该医师的执业年限并整改", "due_in_days": 5},
+        )
+    )
+    listed = ok(client.get(mine, headers=auth(token), params={"status": "rectifying"}))
+    assert [c["id"] for c in listed] == [case["id"]] and listed[0]["status"] == "rectifying"
+    detail = ok(client.get(f"{mine}/{case['id']}", headers=auth(token)))
+    texts = [e["text"] for e in detail["entries"]]
+    assert "请核实该医师的执业年限并整改" in texts and "内部意见，不给医院看" not in texts
+    assert detail["assignee_name"] is None and detail["warnings"][0]["rule_code"] == "R3-practice-years"
+    # another platform's hospitals are not this platform's business
+    assert case["id"] not in [c["id"] for c in ok(client.get(mine, headers=auth(other_token)))]
+    assert client.get(f"{mine}/{case['id']}", headers=auth(other_token)).status_code == 404
+    answer = f"{mine}/{case['id']}/answer"
+    body = {"text": "已暂停该医师线上接诊，补充执业证明", "answered_by": "医务科 王主任"}
+    assert client.post(answer, headers=auth(other_token), json=body).status_code == 404
+    # bad input changes nothing
+    for bad, status, code in (
+        ({**body, "extra": 1}, 422, None),
+        ({"text": body["text"]}, 422, None),
+        ({**body, "answered_by": 7}, 422, None),
+    ):
+        r = client.post(answer, headers=auth(token), json=bad)
+        assert r.status_code == status, (bad, r.text)
+        assert r.json()["error"]["code"] == (code or r.json()["error"]["code"])
+    assert client.post(answer, json=body).json()["error"]["code"] == "invalid_platform_token"
+    assert client.post(answer, headers=auth("cbp_nope"), json=body).status_code == 401
+    assert client.post(answer, headers=auth(admin_token), json=body).status_code == 401  # a user token is not one
+    assert ok(client.get(f"{mine}/{case['id']}", headers=auth(token)))["case"]["status"] == "rectifying"
+    # the answer
+    answered = ok(client.post(answer, headers=auth(token), json=body))
+    assert answered["status"] == "answered"
+    again = client.post(answer, headers=auth(token), json=body)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "case_status"
+    entries = ok(client.get(f"{BASE}/cases/{case['id']}", headers=regulator))["entries"]
+    last = entries[-1]
+    assert last["kind"] == "answered" and last["actor"] == f"platform:{platform['code']}"
+    assert "医务科 王主任" in last["actor_name"] and last["text"] == body["text"]
+    notes = ok(client.get("/api/v1/notifications", headers=regulator))
+    assert any(n["kind"] == "supervision_case_answered" and n["data"]["case_id"] == case["id"] for n in notes)
+    # a suspended platform cannot answer or read
+    ok(client.patch(f"{BASE}/platforms/{platform['id']}", headers=auth(admin_token), json={"active": False}))
+    assert client.get(mine, headers=auth(token)).status_code == 403
+    assert other["id"] != platform["id"]

@@ -58,6 +58,15 @@ def configure_crypto(settings: Settings) -> None:
     signing.configure(settings.signing_key)
 
 
+def settle_collector(settings: Settings) -> None:
+    """What start-up built lives as long as the process: keep the garbage collector from walking it again and
+    again (full collections over it stalled every connection for a few hundred milliseconds), and collect the
+    youngest generation less often (``gc_thresholds``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*settings.gc_thresholds)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     cb_logging.configure(settings.log_level, settings.log_json)
@@ -95,11 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await relay.start()
         await chat_hub.start()
         listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
-        # What start-up built lives as long as the process: keep the collector from walking it again and again
-        # (full collections over it stalled every connection for a few hundred milliseconds).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*settings.gc_thresholds)
+        settle_collector(settings)
         try:
             yield
         finally:

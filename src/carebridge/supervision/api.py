@@ -15,7 +15,7 @@ from carebridge.auth.dependencies import current_principal, get_db
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, live
 from carebridge.database.engine import Database
-from carebridge.supervision import cases, dashboard, feed, ingest, service
+from carebridge.supervision import cases, dashboard, feed, ingest, platform_cases, service
 from carebridge.supervision.models import CaseStatus
 from carebridge.supervision.schemas import (
     AssignIn,
@@ -29,6 +29,7 @@ from carebridge.supervision.schemas import (
     IndicatorOut,
     IngestIn,
     IngestOut,
+    PlatformAnswerIn,
     PlatformIn,
     PlatformOut,
     PlatformPatch,
@@ -447,10 +448,73 @@ async def ingest_events(
     authorization: str | None = Header(None, description="Bearer <platform token>"),
     db: Database = Depends(get_db),
 ) -> IngestOut:
-    token = authorization.partition(" ")[2].strip() if authorization else None
     async with db.transaction() as session:
-        platform = await ingest.authenticate(session, token)
+        platform = await ingest.authenticate(session, _platform_token(authorization))
         result = await ingest.ingest(
             session, platform=platform, catalog_version=body.catalog_version, events=body.events
         )
     return IngestOut.model_validate(result)
+
+
+def _platform_token(authorization: str | None) -> str | None:
+    return authorization.partition(" ")[2].strip() if authorization else None
+
+
+# --- rectification through the reporting platform (standalone engine) -------------------------------------------
+
+PLATFORM_TOKEN = Header(None, alias="Authorization", description="Bearer <platform token>")
+
+
+@router.get(
+    "/platform/cases",
+    response_model=list[CaseOut],
+    summary="A reporting platform: cases its hospitals were asked to rectify, most recently active first",
+)
+async def platform_list_cases(
+    status: Literal["open", "rectifying", "answered", "resolved", "dismissed"] | None = None,
+    limit: int = Query(100, ge=1, le=500),
+    authorization: str | None = PLATFORM_TOKEN,
+    db: Database = Depends(get_db),
+) -> list[CaseOut]:
+    async with db.read() as session:
+        platform = await ingest.authenticate(session, _platform_token(authorization))
+        rows = await platform_cases.list_cases(session, platform=platform, status=status, limit=limit)
+        return [CaseOut.model_validate(c) for c in rows]
+
+
+@router.get(
+    "/platform/cases/{case_id}",
+    response_model=CaseDetailOut,
+    summary="A reporting platform: one of its hospitals' cases, the part shared with the hospital",
+)
+async def platform_get_case(
+    case_id: uuid.UUID, authorization: str | None = PLATFORM_TOKEN, db: Database = Depends(get_db)
+) -> CaseDetailOut:
+    async with db.read() as session:
+        platform = await ingest.authenticate(session, _platform_token(authorization))
+        view = await platform_cases.get_case(session, platform=platform, case_id=case_id)
+        return CaseDetailOut(
+            case=CaseOut.model_validate(view.case),
+            assignee_name=None,
+            entries=[CaseEntryOut.model_validate(e) for e in view.entries],
+            warnings=[WarningOut.model_validate(w) for w in view.warnings],
+        )
+
+
+@router.post(
+    "/platform/cases/{case_id}/answer",
+    response_model=CaseOut,
+    summary="A reporting platform sends its hospital's answer to a rectification request",
+)
+async def platform_answer_case(
+    case_id: uuid.UUID,
+    body: PlatformAnswerIn,
+    authorization: str | None = PLATFORM_TOKEN,
+    db: Database = Depends(get_db),
+) -> CaseOut:
+    async with db.transaction() as session:
+        platform = await ingest.authenticate(session, _platform_token(authorization))
+        row = await platform_cases.answer(
+            session, platform=platform, case_id=case_id, text=body.text, answered_by=body.answered_by
+        )
+        return CaseOut.model_validate(row)

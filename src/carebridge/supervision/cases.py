@@ -139,8 +139,13 @@ class CaseView:
 async def get_case(session: AsyncSession, *, principal: Principal, case_id: uuid.UUID) -> CaseView:
     """The case, its history (hospital admins: the shared part) and its warnings with their evidence."""
     row = await _load(session, principal, case_id)
+    return await case_view(session, row, shared_only=not _is_supervisor(principal))
+
+
+async def case_view(session: AsyncSession, row: Case, *, shared_only: bool) -> CaseView:
+    """A case with its history (``shared_only``: what the hospital may read) and its newest warnings."""
     entries_q = select(CaseEntry).where(CaseEntry.case_id == row.id)
-    if not _is_supervisor(principal):
+    if shared_only:
         entries_q = entries_q.where(CaseEntry.shared.is_(True))
     entries = list((await session.scalars(entries_q.order_by(CaseEntry.at, CaseEntry.id))).all())
     warnings = list(
@@ -162,7 +167,7 @@ async def get_case(session: AsyncSession, *, principal: Principal, case_id: uuid
 
 async def _transition(
     session: AsyncSession,
-    principal: Principal,
+    principal: Principal | Acting,
     row: Case,
     *,
     allowed_from: tuple[CaseStatus, ...],
@@ -192,9 +197,20 @@ async def _transition(
     await session.refresh(row)
 
 
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """Who takes a step when it is not a signed-in user: a reporting platform answering for one of its hospitals
+    (standalone engine), with the name of the person there who answered."""
+
+    actor: str
+    name: str
+    role: str
+    user_id: uuid.UUID | None = None
+
+
 def _entry(
     session: AsyncSession,
-    principal: Principal,
+    principal: Principal | Acting,
     row: Case,
     kind: str,
     text: str | None,
@@ -202,12 +218,14 @@ def _entry(
     shared: bool,
     status_from: CaseStatus | None = None,
 ) -> None:
+    name = principal.name if isinstance(principal, Acting) else principal.username
+    role = principal.role if isinstance(principal, Acting) else principal.role.value
     session.add(
         CaseEntry(
             case_id=row.id,
             at=clock.now(),
             actor=principal.actor,
-            actor_name=principal.username,
+            actor_name=name,
             kind=kind,
             text=text,
             shared=shared,
@@ -221,7 +239,7 @@ def _entry(
         subject_type="supervision_case",
         subject_id=row.id,
         actor_user_id=principal.user_id,
-        actor_role=principal.role.value,
+        actor_role=role,
         hospital_id=row.hospital_id,
         detail={"number": row.number, "status": str(row.status)},
     )
@@ -307,17 +325,21 @@ async def request_rectification(
 async def answer(session: AsyncSession, *, principal: Principal, case_id: uuid.UUID, text: str) -> Case:
     """The hospital's answer to a rectification request; the supervisor decides next."""
     principal.require_role(Role.hospital_admin)
-    row = await _load(session, principal, case_id)
+    return await record_answer(session, principal, await _load(session, principal, case_id), text)
+
+
+async def record_answer(session: AsyncSession, who: Principal | Acting, row: Case, text: str) -> Case:
+    """The hospital's answer (by its admin, or by the platform that reports for it) on a case it may see."""
     status_from = row.status
     await _transition(
         session,
-        principal,
+        who,
         row,
         allowed_from=(CaseStatus.rectifying,),
         action="answered",
         values={"status": CaseStatus.answered, "due_at": clock.now() + timedelta(days=CASE_DAYS[row.severity])},
     )
-    _entry(session, principal, row, "answered", text, shared=True, status_from=status_from)
+    _entry(session, who, row, "answered", text, shared=True, status_from=status_from)
     _notify(
         session,
         [row.assignee_user_id] if row.assignee_user_id else await supervisors(session, row.hospital_region),

@@ -202,6 +202,13 @@ class CaseTextIn(Input):
     text: StrictStr = Field(min_length=1, max_length=2000)
 
 
+class PlatformAnswerIn(Input):
+    text: StrictStr = Field(min_length=1, max_length=2000, description="the hospital's answer")
+    answered_by: StrictStr = Field(
+        min_length=1, max_length=100, description="who at the hospital answered (name and post), kept in the history"
+    )
+
+
 class RectificationIn(Input):
     text: StrictStr = Field(min_length=1, max_length=2000, description="what the hospital must put right")
     due_in_days: int = Field(default=7, ge=1, le=90, description="days the hospital has to answer")
