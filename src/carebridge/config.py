@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./carebridge.db"
     database_pool_size: int = 10
     database_echo: bool = False
+    # PostgreSQL's plan_cache_mode for every connection (docs/configuration.md, database/engine.py).
+    database_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = "auto"
     # Personal-data encryption: `version:base64key` pairs, comma separated; the highest version encrypts new
     # values, every listed version can decrypt (key rotation keeps old versions until data is re-encrypted).
     data_keys: str = f"1:{_DEV_DATA_KEY}"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, case, or_, select, update
+from sqlalchemy import String, Uuid, and_, any_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -605,20 +605,36 @@ def public_warning(w: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _among(session: AsyncSession, column: Any, values: list[str]) -> Any:
-    """``column IN values``; on PostgreSQL ``= ANY(array)``, one statement text (prepared once) for any number of
-    values, where an expanded IN list is a new statement for every length."""
-    if session.bind.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(String)))
-    return column.in_(values)
+def _in(column: Any, name: str, dialect: str, type_: Any) -> Any:
+    """``column IN :name`` for a prebuilt statement: on PostgreSQL ``= ANY(:name)`` (one statement text, prepared
+    once, for any number of values), on SQLite an expanding IN."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(type_)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+# The per-batch (and pre-check) reads, prebuilt per dialect as Core statements on the tables: building them, and
+# the ORM's handling of a select of mapped attributes, cost more than the reads themselves.
+_FACTS_T, _COUNTERS_T = Fact.__table__.c, Counter.__table__.c
+_FACTS_READ = {
+    d: select(_FACTS_T.key, _FACTS_T.data).where(_in(_FACTS_T.key, "keys", d, String)) for d in ("postgresql", "sqlite")
+}
+_COUNTS_READ = {
+    d: select(_COUNTERS_T.rule_id, _COUNTERS_T.subject_key, _COUNTERS_T.day, _COUNTERS_T.count).where(
+        _in(_COUNTERS_T.rule_id, "rule_ids", d, Uuid),
+        _in(_COUNTERS_T.subject_key, "keys", d, String),
+        _COUNTERS_T.day.between(bindparam("lo"), bindparam("hi")),
+    )
+    for d in ("postgresql", "sqlite")
+}
 
 
 async def load_facts(session: AsyncSession, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     wanted = sorted(set(keys))
     found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
+    stmt = _FACTS_READ[session.bind.dialect.name]
     for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        rows = await session.execute(select(Fact.key, Fact.data).where(_among(session, Fact.key, chunk)))
+        rows = await session.execute(stmt, {"keys": wanted[i : i + 500]})
         for key, data in rows.all():
             found[key] = data
     return found
@@ -629,14 +645,10 @@ async def load_counts(
 ) -> dict[tuple[uuid.UUID, str], dict[date, int]]:
     counts: dict[tuple[uuid.UUID, str], dict[date, int]] = {}
     wanted = sorted(keys)
+    stmt = _COUNTS_READ[session.bind.dialect.name]
     for i in range(0, len(wanted), 500):
-        rows = await session.execute(
-            select(Counter.rule_id, Counter.subject_key, Counter.day, Counter.count).where(
-                Counter.rule_id.in_(rule_ids),
-                _among(session, Counter.subject_key, wanted[i : i + 500]),
-                Counter.day.between(lo, hi),
-            )
-        )
+        params = {"rule_ids": rule_ids, "keys": wanted[i : i + 500], "lo": lo, "hi": hi}
+        rows = await session.execute(stmt, params)
         for rule_id, key, day, n in rows.all():
             counts.setdefault((rule_id, key), {})[day] = n
     return counts
