@@ -163,6 +163,10 @@ def server(settings: Settings) -> Iterator[Server]:
         lifespan="on",
         backlog=2048,
         limit_concurrency=None,
+        # Longer than any pause in a test: with uvicorn's 5 s, a test's pooled connection that sat idle while a
+        # browser worked was closed by the server just as the test sent its next request on it (seen in CI:
+        # "Server disconnected without sending a response").
+        timeout_keep_alive=600,
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
         ws_per_message_deflate=False,

@@ -45,6 +45,7 @@ DOMAINS = [
     "prescribing",
     "notifications",
     "supervision",
+    "openplatform",
     "web",
 ]
 # A regulator's standalone engine (``carebridge supervise``): accounts, regions, notifications, supervision.

@@ -18,6 +18,7 @@ class Role(enum.StrEnum):
     hospital_admin = "hospital_admin"
     regulator = "regulator"
     platform_admin = "platform_admin"
+    developer = "developer"  # a partner's developer: registers and manages partner apps (openplatform)
 
 
 HOSPITAL_SCOPED = {Role.doctor, Role.pharmacist, Role.hospital_admin}

@@ -7,6 +7,7 @@ from carebridge.database.base import Base
 from carebridge.directory import models as directory_models  # noqa: F401
 from carebridge.events import models as event_models  # noqa: F401
 from carebridge.notifications import models as notification_models  # noqa: F401
+from carebridge.openplatform import models as openplatform_models  # noqa: F401
 from carebridge.patients import models as patient_models  # noqa: F401
 from carebridge.prescribing import models as prescribing_models  # noqa: F401
 from carebridge.scheduling import models as scheduling_models  # noqa: F401

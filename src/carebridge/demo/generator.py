@@ -497,6 +497,7 @@ class _Builder:
             f"region {province} {province_name}",
             region_code=province,
         )
+        await user("dev1", Role.developer, "某健康科技 开发者", "partner apps: docs/openplatform.md")
 
         used_ids: set[str] = set()
         home = first.spec.district.code
@@ -658,6 +659,7 @@ _DEMO_USERNAMES = (
     *(f"doctor{n}" for n in range(1, 5)),
     "pharm1",
     "regulator1",
+    "dev1",
     "patient1",
     "patient2",
     "patient3",

@@ -13,10 +13,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CATALOG_VERSION = "1.5"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
+CATALOG_VERSION = "1.6"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
 # delivery.*, follow_up.*; 1.4: hospital.registered, hospital profiles, consultation eligibility facts;
-# 1.5: consultation.rated, complaint.filed (minor changes: new types and optional fields)
-SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")  # what readers of the catalog (e.g. ingest) accept
+# 1.5: consultation.rated, complaint.filed; 1.6: partner_app.* (minor changes: new types and optional fields)
+SUPPORTED_VERSIONS = (
+    "1.0",
+    "1.1",
+    "1.2",
+    "1.3",
+    "1.4",
+    "1.5",
+    "1.6",
+)  # what readers of the catalog (e.g. ingest) accept
 
 
 class EventData(BaseModel):
@@ -336,6 +344,26 @@ class FollowUpData(EventData):
     due_at: datetime
 
 
+class PartnerAppChanged(EventData):
+    """A partner app registered or reviewed (approved, suspended, rejected); ``status`` is the new one."""
+
+    app_id: uuid.UUID
+    client_id: str
+    kind: str
+    status: str
+    decision: str | None = None
+
+
+class PartnerAppAccess(EventData):
+    """A hospital granted an app access, or revoked it (the envelope's hospital_id is the hospital)."""
+
+    app_id: uuid.UUID
+    client_id: str
+    kind: str
+    status: str
+    hospital_id: uuid.UUID
+
+
 CATALOG: dict[str, type[EventData]] = {
     "appointment.booked": AppointmentBooked,
     "appointment.cancelled": AppointmentCancelled,
@@ -380,11 +408,17 @@ CATALOG: dict[str, type[EventData]] = {
     "complaint.filed": ComplaintFiled,
     "follow_up.scheduled": FollowUpData,
     "follow_up.due": FollowUpData,
+    "partner_app.registered": PartnerAppChanged,
+    "partner_app.reviewed": PartnerAppChanged,
+    "partner_app.access_granted": PartnerAppAccess,
+    "partner_app.access_revoked": PartnerAppAccess,
 }
 
 
 def _since(type_: str) -> str:
     family = type_.split(".", 1)[0]
+    if family == "partner_app":
+        return "1.6"
     if type_ in ("consultation.rated", "complaint.filed"):
         return "1.5"
     if type_ == "hospital.registered":

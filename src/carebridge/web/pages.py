@@ -41,6 +41,7 @@ ROLE_LABEL = {
     Role.hospital_admin: "医院管理员 Hospital admin",
     Role.regulator: "监管 Regulator",
     Role.platform_admin: "平台管理员 Platform admin",
+    Role.developer: "开发者 Developer",
 }
 NAV = {
     Role.patient: [

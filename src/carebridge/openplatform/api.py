@@ -1,0 +1,117 @@
+"""Open platform endpoints: developer accounts, partner apps, their review, and hospitals' grants."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+
+from carebridge.auth.dependencies import current_principal, get_db
+from carebridge.auth.principal import Principal
+from carebridge.auth.schemas import UserOut
+from carebridge.database.engine import Database
+from carebridge.openplatform import service
+from carebridge.openplatform.models import AppStatus
+from carebridge.openplatform.schemas import AppIn, AppOut, DeveloperIn, GrantOut, ReviewIn
+
+router = APIRouter(prefix="/api/v1", tags=["open platform"])
+
+
+@router.post("/developers", response_model=UserOut, status_code=201, summary="Create a developer account")
+async def register_developer(body: DeveloperIn, db: Database = Depends(get_db)) -> UserOut:
+    async with db.transaction() as session:
+        return UserOut.model_validate(await service.register_developer(session, **body.model_dump()))
+
+
+@router.post("/partner-apps", response_model=AppOut, status_code=201, summary="Register a partner app (developers)")
+async def register_app(
+    body: AppIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppOut:
+    async with db.transaction() as session:
+        return AppOut.model_validate(await service.register_app(session, principal=principal, data=body))
+
+
+@router.get(
+    "/partner-apps",
+    response_model=list[AppOut],
+    summary="Partner apps: a developer's own, every app (platform admins), approved ones (hospital admins)",
+)
+async def list_apps(
+    status: AppStatus | None = None, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[AppOut]:
+    async with db.read() as session:
+        return [AppOut.model_validate(a) for a in await service.list_apps(session, principal=principal, status=status)]
+
+
+@router.get("/partner-apps/{app_id}", response_model=AppOut, summary="One partner app")
+async def get_app(
+    app_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppOut:
+    async with db.read() as session:
+        return AppOut.model_validate(await service.get_app(session, principal=principal, app_id=app_id))
+
+
+@router.post("/partner-apps/{app_id}/review", response_model=AppOut, summary="Approve, suspend or reject an app")
+async def review_app(
+    app_id: uuid.UUID,
+    body: ReviewIn,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> AppOut:
+    async with db.transaction() as session:
+        app = await service.review(
+            session, principal=principal, app_id=app_id, decision=body.decision, reason=body.reason
+        )
+        return AppOut.model_validate(app)
+
+
+@router.get("/partner-apps/{app_id}/grants", response_model=list[GrantOut], summary="Hospitals that granted the app")
+async def app_grants(
+    app_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[GrantOut]:
+    async with db.read() as session:
+        return [
+            GrantOut.model_validate(g) for g in await service.app_grants(session, principal=principal, app_id=app_id)
+        ]
+
+
+@router.get(
+    "/hospitals/{hospital_id}/partner-apps", response_model=list[GrantOut], summary="A hospital's grants to apps"
+)
+async def hospital_grants(
+    hospital_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> list[GrantOut]:
+    async with db.read() as session:
+        rows = await service.hospital_grants(session, principal=principal, hospital_id=hospital_id)
+        return [GrantOut.model_validate(g) for g in rows]
+
+
+@router.put(
+    "/hospitals/{hospital_id}/partner-apps/{app_id}",
+    response_model=GrantOut,
+    status_code=201,
+    summary="Grant an approved app access to your hospital",
+)
+async def grant_access(
+    hospital_id: uuid.UUID,
+    app_id: uuid.UUID,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> GrantOut:
+    async with db.transaction() as session:
+        row = await service.grant(session, principal=principal, app_id=app_id, hospital_id=hospital_id)
+        return GrantOut.model_validate(row)
+
+
+@router.delete(
+    "/hospitals/{hospital_id}/partner-apps/{app_id}", response_model=GrantOut, summary="Revoke an app's access"
+)
+async def revoke_access(
+    hospital_id: uuid.UUID,
+    app_id: uuid.UUID,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> GrantOut:
+    async with db.transaction() as session:
+        row = await service.revoke(session, principal=principal, app_id=app_id, hospital_id=hospital_id)
+        return GrantOut.model_validate(row)

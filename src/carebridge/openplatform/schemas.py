@@ -1,0 +1,58 @@
+"""Partner app input and output."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, StrictStr
+
+from carebridge.core.schemas import Input, Output
+from carebridge.openplatform.models import AppKind, AppStatus
+
+
+class DeveloperIn(Input):
+    username: StrictStr = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    password: StrictStr = Field(min_length=8, max_length=256)
+    display_name: StrictStr = Field(min_length=1, max_length=80)
+
+
+class AppIn(Input):
+    organisation: StrictStr = Field(min_length=2, max_length=200, description="the company or body behind the app")
+    name: StrictStr = Field(min_length=2, max_length=100)
+    kind: AppKind
+    redirect_uris: list[StrictStr] = Field(default_factory=list, max_length=10)
+    scopes: list[StrictStr] = Field(min_length=1, max_length=40)
+    webhook_url: StrictStr | None = Field(default=None, max_length=500)
+    jwks: dict[str, Any] | None = Field(default=None, description="a backend app's public keys (RFC 7517 JWK Set)")
+
+
+class ReviewIn(Input):
+    decision: Literal["approve", "suspend", "reject"]
+    reason: StrictStr | None = Field(default=None, min_length=2, max_length=500)
+
+
+class AppOut(Output):
+    id: uuid.UUID
+    client_id: str
+    owner_user_id: uuid.UUID
+    organisation: str
+    name: str
+    kind: AppKind
+    redirect_uris: list[str]
+    scopes: list[str]
+    webhook_url: str | None
+    jwks: dict[str, Any] | None
+    status: AppStatus
+    status_reason: str | None
+    reviewed_at: datetime | None
+    created_at: datetime
+
+
+class GrantOut(Output):
+    id: uuid.UUID
+    app_id: uuid.UUID
+    hospital_id: uuid.UUID
+    granted_at: datetime
+    revoked_at: datetime | None
