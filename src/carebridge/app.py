@@ -127,7 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "The open internet-hospital platform. Errors: docs/errors.md. Events: docs/events.md. "
             "The consultation chat WebSocket (GET /api/v1/consultations/{id}/chat): docs/chat.md. Records, "
             "prescriptions, pharmacist review and delivery: docs/prescribing.md; the medication knowledge the "
-            "prescription checks read: docs/medication-knowledge.md."
+            "prescription checks read: docs/medication-knowledge.md. The regulator's supervision engine: "
+            "docs/supervision.md; how platforms report to it and answer rectification requests: docs/reporting.md. "
+            "Partner apps and hospitals' grants: docs/openplatform.md. Settings and the distributed layout "
+            "(carebridge worker): docs/configuration.md."
         ),
         lifespan=lifespan,
     )

@@ -25,6 +25,7 @@ from carebridge.auth.models import Role, User
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
+from carebridge.core.transitions import transition
 from carebridge.events.outbox import append_event
 from carebridge.openplatform import scopes as smart
 from carebridge.openplatform.models import AppKind, AppStatus, HospitalGrant, PartnerApp
@@ -204,15 +205,16 @@ async def review(
             f"an app that is {app.status} cannot be {to}",
             details={"status": str(app.status), "allowed_from": [str(s) for s in allowed_from]},
         )
-    now = clock.now()
-    done = await session.execute(
-        update(PartnerApp)
-        .where(PartnerApp.id == app.id, PartnerApp.status == app.status)
-        .values(status=to, status_reason=reason, reviewed_by=principal.user_id, reviewed_at=now, updated_at=now)
+    # the status read above: another admin's decision in between makes this one 409 app_state_changed
+    await transition(
+        session,
+        app,
+        allowed=(app.status,),
+        to=to,
+        values={"status_reason": reason, "reviewed_by": principal.user_id, "reviewed_at": clock.now()},
+        code="app_state_changed",
+        noun="partner app",
     )
-    if done.rowcount != 1:
-        raise Conflict("app_state_changed", "someone else changed this app: reload it and try again")
-    await session.refresh(app)
     _emit(session, principal, "partner_app.reviewed", app, decision=decision)
     return app
 

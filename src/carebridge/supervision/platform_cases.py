@@ -18,8 +18,6 @@ from carebridge.core.errors import not_found
 from carebridge.supervision import cases
 from carebridge.supervision.models import Case, CaseStatus, ReportingPlatform, SupervisedHospital
 
-MAX_LIST = 500
-
 
 def _of_platform(platform: ReportingPlatform) -> ColumnElement[bool]:
     """Cases of the platform's hospitals that have been sent to the hospital."""
@@ -34,7 +32,7 @@ async def list_cases(
     query = select(Case).where(_of_platform(platform))
     if status:
         query = query.where(Case.status == CaseStatus(status))
-    query = query.order_by(Case.updated_at.desc(), Case.id.desc()).limit(min(limit, MAX_LIST))
+    query = query.order_by(Case.updated_at.desc(), Case.id.desc()).limit(min(limit, cases.MAX_LIST))
     return list((await session.scalars(query)).all())
 
 
