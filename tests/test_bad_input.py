@@ -72,6 +72,8 @@ def test_bad_ids_and_bodies_never_500(server, admin_token: str, path_value: str)
                     if r.status_code >= 500:
                         failures.append(f"{method} {url} -> {r.status_code} {r.text[:200]}")
                     elif r.status_code >= 400 and "text/event-stream" not in r.headers.get("content-type", ""):
-                        if r.headers.get("content-type", "").startswith("application/json"):
+                        if path.startswith("/oauth/"):  # OAuth's own shape, RFC 6749 section 5.2
+                            assert set(r.json()) == {"error", "error_description"}, (method, url, r.text)
+                        elif r.headers.get("content-type", "").startswith("application/json"):
                             assert set(r.json()) == {"error"}, (method, url, r.text)
     assert not failures, "\n".join(failures)

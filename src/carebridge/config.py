@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     port: int = 8000
     # Where ../shared/testdata lives for tests that read outside data; never shipped.
     testdata_dir: Path | None = None
+    # The platform's public base URL (scheme, host, optional path; no trailing slash), e.g.
+    # https://carebridge.example.org: the OAuth issuer, the FHIR base (`<public_url>/fhir/R4`) that tokens' `aud`
+    # names, and the links in FHIR Bundles. Unset: taken from each request (fine on one host, wrong behind a
+    # proxy that rewrites the host).
+    public_url: str | None = None
+    # OAuth2 / SMART on FHIR (docs/openplatform.md): lifetimes of codes and tokens.
+    oauth_code_seconds: int = Field(default=120, ge=10, le=600)
+    oauth_access_token_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    oauth_backend_token_seconds: int = Field(default=300, ge=60, le=3600)  # SMART Backend Services: <= 5 min
+    oauth_refresh_token_days: int = Field(default=90, ge=1, le=365)
     # Cookie security: pages set `Secure` cookies unless served over plain HTTP in development.
     secure_cookies: bool = False
     # Per-worker caches (core.cache); 0 turns one off. Changes evict entries in every worker at commit.

@@ -12,18 +12,19 @@ from carebridge.auth.schemas import UserOut
 from carebridge.database.engine import Database
 from carebridge.openplatform import service
 from carebridge.openplatform.models import AppStatus
+from carebridge.openplatform.oauth_api import router as oauth_router
 from carebridge.openplatform.schemas import AppIn, AppOut, DeveloperIn, GrantOut, ReviewIn
 
-router = APIRouter(prefix="/api/v1", tags=["open platform"])
+v1 = APIRouter(prefix="/api/v1", tags=["open platform"])
 
 
-@router.post("/developers", response_model=UserOut, status_code=201, summary="Create a developer account")
+@v1.post("/developers", response_model=UserOut, status_code=201, summary="Create a developer account")
 async def register_developer(body: DeveloperIn, db: Database = Depends(get_db)) -> UserOut:
     async with db.transaction() as session:
         return UserOut.model_validate(await service.register_developer(session, **body.model_dump()))
 
 
-@router.post("/partner-apps", response_model=AppOut, status_code=201, summary="Register a partner app (developers)")
+@v1.post("/partner-apps", response_model=AppOut, status_code=201, summary="Register a partner app (developers)")
 async def register_app(
     body: AppIn, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
 ) -> AppOut:
@@ -31,7 +32,7 @@ async def register_app(
         return AppOut.model_validate(await service.register_app(session, principal=principal, data=body))
 
 
-@router.get(
+@v1.get(
     "/partner-apps",
     response_model=list[AppOut],
     summary="Partner apps: a developer's own, every app (platform admins), approved ones (hospital admins)",
@@ -43,7 +44,7 @@ async def list_apps(
         return [AppOut.model_validate(a) for a in await service.list_apps(session, principal=principal, status=status)]
 
 
-@router.get("/partner-apps/{app_id}", response_model=AppOut, summary="One partner app")
+@v1.get("/partner-apps/{app_id}", response_model=AppOut, summary="One partner app")
 async def get_app(
     app_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
 ) -> AppOut:
@@ -51,7 +52,7 @@ async def get_app(
         return AppOut.model_validate(await service.get_app(session, principal=principal, app_id=app_id))
 
 
-@router.post("/partner-apps/{app_id}/review", response_model=AppOut, summary="Approve, suspend or reject an app")
+@v1.post("/partner-apps/{app_id}/review", response_model=AppOut, summary="Approve, suspend or reject an app")
 async def review_app(
     app_id: uuid.UUID,
     body: ReviewIn,
@@ -65,7 +66,7 @@ async def review_app(
         return AppOut.model_validate(app)
 
 
-@router.get("/partner-apps/{app_id}/grants", response_model=list[GrantOut], summary="Hospitals that granted the app")
+@v1.get("/partner-apps/{app_id}/grants", response_model=list[GrantOut], summary="Hospitals that granted the app")
 async def app_grants(
     app_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
 ) -> list[GrantOut]:
@@ -75,9 +76,7 @@ async def app_grants(
         ]
 
 
-@router.get(
-    "/hospitals/{hospital_id}/partner-apps", response_model=list[GrantOut], summary="A hospital's grants to apps"
-)
+@v1.get("/hospitals/{hospital_id}/partner-apps", response_model=list[GrantOut], summary="A hospital's grants to apps")
 async def hospital_grants(
     hospital_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
 ) -> list[GrantOut]:
@@ -86,7 +85,7 @@ async def hospital_grants(
         return [GrantOut.model_validate(g) for g in rows]
 
 
-@router.put(
+@v1.put(
     "/hospitals/{hospital_id}/partner-apps/{app_id}",
     response_model=GrantOut,
     status_code=201,
@@ -103,9 +102,7 @@ async def grant_access(
         return GrantOut.model_validate(row)
 
 
-@router.delete(
-    "/hospitals/{hospital_id}/partner-apps/{app_id}", response_model=GrantOut, summary="Revoke an app's access"
-)
+@v1.delete("/hospitals/{hospital_id}/partner-apps/{app_id}", response_model=GrantOut, summary="Revoke an app's access")
 async def revoke_access(
     hospital_id: uuid.UUID,
     app_id: uuid.UUID,
@@ -115,3 +112,8 @@ async def revoke_access(
     async with db.transaction() as session:
         row = await service.revoke(session, principal=principal, app_id=app_id, hospital_id=hospital_id)
         return GrantOut.model_validate(row)
+
+
+router = APIRouter()
+router.include_router(v1)
+router.include_router(oauth_router)

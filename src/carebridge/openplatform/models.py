@@ -68,3 +68,55 @@ class HospitalGrant(IdMixin, Base):
             postgresql_where=text("revoked_at IS NULL"),
         ),
     )
+
+
+class AuthorizationCode(IdMixin, Base):
+    """A one-time code from the consent page (authorization code with PKCE); only its SHA-256 is stored."""
+
+    __tablename__ = "oauth_authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    user_id: Mapped[uuid.UUID]
+    patient_id: Mapped[uuid.UUID | None]  # the patient the user chose on the consent page (launch/patient)
+    scope: Mapped[str] = mapped_column(String(2000))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(10))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class OAuthToken(IdMixin, Base):
+    """An access token issued to a partner app, with its refresh token when it has one; hashes only.
+
+    Refresh tokens rotate: using one issues a new row in the same ``family_id`` and marks this one
+    ``rotated_at``. A rotated refresh token presented again is a replay: the whole family is revoked.
+    """
+
+    __tablename__ = "oauth_tokens"
+
+    app_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    user_id: Mapped[uuid.UUID | None]  # the patient's account (authorization code); None for backend apps
+    patient_id: Mapped[uuid.UUID | None]  # the patient in context (patient/ scopes)
+    scope: Mapped[str] = mapped_column(String(2000))
+    access_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    access_expires_at: Mapped[datetime]
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    refresh_expires_at: Mapped[datetime | None]
+    family_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    code_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class ClientAssertion(Base):
+    """A backend app's client assertion (private_key_jwt) already used: its ``jti`` may not come again."""
+
+    __tablename__ = "oauth_client_assertions"
+
+    client_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth import service as auth
 from carebridge.auth.models import Role, User
 from carebridge.auth.principal import Principal
-from carebridge.core import audit, clock
+from carebridge.core import audit, cache, clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.core.transitions import transition
 from carebridge.events.outbox import append_event
 from carebridge.openplatform import scopes as smart
+from carebridge.openplatform import tokens
 from carebridge.openplatform.models import AppKind, AppStatus, HospitalGrant, PartnerApp
 from carebridge.openplatform.schemas import AppIn
 
@@ -216,6 +217,7 @@ async def review(
         noun="partner app",
     )
     _emit(session, principal, "partner_app.reviewed", app, decision=decision)
+    await cache.invalidate(session, tokens.ACCESS)  # rare: every worker re-reads what its tokens may reach
     return app
 
 
@@ -238,6 +240,7 @@ async def grant(
     except IntegrityError as exc:
         raise Conflict("already_granted", "this hospital has already granted the app access") from exc
     _emit(session, principal, "partner_app.access_granted", app, hospital_id=hospital_id)
+    await cache.invalidate(session, tokens.ACCESS)
     return row
 
 
@@ -264,6 +267,7 @@ async def revoke(
         raise Conflict("grant_state_changed", "the grant was revoked meanwhile")
     await session.refresh(row)
     _emit(session, principal, "partner_app.access_revoked", app, hospital_id=hospital_id)
+    await cache.invalidate(session, tokens.ACCESS)  # the app's tokens stop reaching this hospital at once
     return row
 
 

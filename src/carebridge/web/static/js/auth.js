@@ -10,7 +10,8 @@
     var next = new URLSearchParams(location.search).get('next') || '';
     // Only a local path inside the role's own area: never another site, never another role's pages.
     if (home !== '/' && next.charAt(0) === '/' && next.charAt(1) !== '/' &&
-        (next === home || next.indexOf(home + '/') === 0 || next.indexOf(home + '?') === 0)) {
+        (next === home || next.indexOf(home + '/') === 0 || next.indexOf(home + '?') === 0 ||
+         (role === 'patient' && next.indexOf('/oauth/authorize?') === 0))) {
       return next;
     }
     return home;

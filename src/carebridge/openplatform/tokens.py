@@ -1,0 +1,317 @@
+"""What the OAuth2 server stores: authorization codes, access and refresh tokens, used client assertions.
+
+Only SHA-256 digests of codes and tokens are kept. Every change two requests could race on is one conditional
+statement: a code is claimed once (a second use revokes what the first one got, RFC 6749 section 4.1.2); a
+refresh token rotates once, and presenting a rotated one again revokes its whole family (RFC 9700 section
+4.14); a client assertion's ``jti`` is inserted once. The resource side (``access_for``) answers who a token
+acts for: the app, its scopes, its patient, and the hospitals that granted the app, read at use time so a
+revoked grant or a suspended app takes effect at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carebridge.core import audit, cache, clock
+from carebridge.openplatform.models import (
+    AppKind,
+    AppStatus,
+    AuthorizationCode,
+    ClientAssertion,
+    HospitalGrant,
+    OAuthToken,
+    PartnerApp,
+)
+
+ACCESS = cache.Cache("partner_access", setting="principal_cache_seconds")
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A partner app as the authorization server sees it (Authlib's ``ClientMixin`` is added in
+    ``authorization``)."""
+
+    id: uuid.UUID
+    client_id: str
+    name: str
+    organisation: str
+    kind: AppKind
+    status: AppStatus
+    redirect_uris: tuple[str, ...]
+    scopes: tuple[str, ...]
+    jwks: dict | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerAccess:
+    """Who an OAuth access token acts for, as the FHIR API and the JSON API check it."""
+
+    token_id: uuid.UUID
+    app_id: uuid.UUID
+    client_id: str
+    kind: AppKind
+    scopes: tuple[str, ...]
+    user_id: uuid.UUID | None
+    patient_id: uuid.UUID | None
+    hospitals: frozenset[uuid.UUID]
+    expires_at: datetime
+
+    @property
+    def actor(self) -> str:
+        return f"partner_app:{self.client_id}"
+
+
+async def client(session: AsyncSession, client_id: str) -> Client | None:
+    app = await session.scalar(select(PartnerApp).where(PartnerApp.client_id == client_id))
+    if app is None:
+        return None
+    return Client(
+        id=app.id,
+        client_id=app.client_id,
+        name=app.name,
+        organisation=app.organisation,
+        kind=app.kind,
+        status=app.status,
+        redirect_uris=tuple(app.redirect_uris),
+        scopes=tuple(app.scopes),
+        jwks=app.jwks,
+    )
+
+
+async def save_code(
+    session: AsyncSession,
+    *,
+    code: str,
+    app: Client,
+    user_id: uuid.UUID,
+    patient_id: uuid.UUID | None,
+    scope: str,
+    redirect_uri: str,
+    code_challenge: str,
+    code_challenge_method: str,
+    ttl_seconds: int,
+) -> None:
+    now = clock.now()
+    session.add(
+        AuthorizationCode(
+            code_hash=digest(code),
+            app_id=app.id,
+            user_id=user_id,
+            patient_id=patient_id,
+            scope=scope,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            expires_at=now + timedelta(seconds=ttl_seconds),
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        action="oauth.consent_given",
+        subject_type="partner_app",
+        subject_id=app.id,
+        actor_user_id=user_id,
+        actor_role="patient",
+        detail={"client_id": app.client_id, "scope": scope, "patient_id": str(patient_id) if patient_id else None},
+    )
+
+
+async def claim_code(session: AsyncSession, *, code: str, app_id: uuid.UUID) -> AuthorizationCode | None:
+    """The code's row, now used; None when it is unknown, another app's, expired or already used (then the
+    tokens issued from it are revoked)."""
+    now = clock.now()
+    claimed = (
+        await session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == digest(code),
+                AuthorizationCode.app_id == app_id,
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(AuthorizationCode.id)
+        )
+    ).scalar()
+    if claimed is not None:
+        return await session.get(AuthorizationCode, claimed)
+    used = await session.scalar(
+        select(AuthorizationCode.id).where(
+            AuthorizationCode.code_hash == digest(code), AuthorizationCode.used_at.is_not(None)
+        )
+    )
+    if used is not None:
+        await _revoke(session, OAuthToken.code_id == used)
+    return None
+
+
+async def save_token(
+    session: AsyncSession,
+    *,
+    token: dict,
+    app: Client,
+    user_id: uuid.UUID | None,
+    patient_id: uuid.UUID | None,
+    family_id: uuid.UUID | None,
+    code_id: uuid.UUID | None,
+    refresh_ttl: timedelta | None,
+) -> OAuthToken:
+    now = clock.now()
+    refresh = token.get("refresh_token")
+    row = OAuthToken(
+        app_id=app.id,
+        user_id=user_id,
+        patient_id=patient_id,
+        scope=token.get("scope", ""),
+        access_hash=digest(token["access_token"]),
+        access_expires_at=now + timedelta(seconds=int(token["expires_in"])),
+        refresh_hash=digest(refresh) if refresh else None,
+        refresh_expires_at=now + refresh_ttl if refresh and refresh_ttl else None,
+        family_id=family_id or uuid.uuid4(),
+        code_id=code_id,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+async def find_refresh(session: AsyncSession, *, refresh_token: str) -> OAuthToken | None:
+    """The live token row of a refresh token; None when unknown, revoked or expired. A rotated one presented
+    again is a replay: its family is revoked."""
+    row = await session.scalar(select(OAuthToken).where(OAuthToken.refresh_hash == digest(refresh_token)))
+    if row is None:
+        return None
+    if row.rotated_at is not None:
+        await _revoke(session, OAuthToken.family_id == row.family_id)
+        return None
+    if row.revoked_at is not None or row.refresh_expires_at is None or row.refresh_expires_at <= clock.now():
+        return None
+    return row
+
+
+async def rotate(session: AsyncSession, *, token_id: uuid.UUID) -> bool:
+    """Retire a refresh token (and its access token) for its successor; False when another request did it
+    first."""
+    now = clock.now()
+    done = await session.execute(
+        update(OAuthToken)
+        .where(OAuthToken.id == token_id, OAuthToken.rotated_at.is_(None), OAuthToken.revoked_at.is_(None))
+        .values(rotated_at=now, revoked_at=now)
+        .returning(OAuthToken.access_hash)
+    )
+    access_hash = done.scalar()
+    if access_hash is None:
+        return False
+    await cache.invalidate(session, ACCESS, access_hash)
+    return True
+
+
+async def find_token(session: AsyncSession, *, token: str, hint: str | None) -> tuple[OAuthToken, str] | None:
+    """A token row and which of its tokens this is (``access_token`` or ``refresh_token``), whatever its state
+    (revocation and introspection). A wrong hint only widens the search (RFC 7009 section 2.1)."""
+    h = digest(token)
+    kinds = ["access_token", "refresh_token"]
+    if hint == "refresh_token":
+        kinds.reverse()
+    for kind in kinds:
+        column = OAuthToken.access_hash if kind == "access_token" else OAuthToken.refresh_hash
+        row = await session.scalar(select(OAuthToken).where(column == h))
+        if row is not None:
+            return row, kind
+    return None
+
+
+async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID) -> None:
+    await _revoke(session, OAuthToken.family_id == family_id)
+
+
+async def _revoke(session: AsyncSession, where: object) -> None:
+    done = await session.execute(
+        update(OAuthToken)
+        .where(where, OAuthToken.revoked_at.is_(None))  # type: ignore[arg-type]
+        .values(revoked_at=clock.now())
+        .returning(OAuthToken.access_hash)
+    )
+    for access_hash in done.scalars():
+        await cache.invalidate(session, ACCESS, access_hash)
+
+
+async def use_assertion(session: AsyncSession, *, client_id: str, jti: str, expires_at: datetime) -> bool:
+    """Record a client assertion's ``jti``; False if the app used it before (a replay)."""
+    try:
+        async with session.begin_nested():
+            session.add(ClientAssertion(client_id=client_id, jti=jti, expires_at=expires_at))
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def forget_expired(session: AsyncSession) -> int:
+    """Delete used assertions past their expiry (they could not be replayed anyway) and codes past theirs."""
+    now = clock.now()
+    gone = await session.execute(delete(ClientAssertion).where(ClientAssertion.expires_at < now))
+    await session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - timedelta(days=1)))
+    return gone.rowcount or 0
+
+
+async def access_for(session: AsyncSession, token: str) -> PartnerAccess | None:
+    """Who a live access token acts for; None when it is unknown, expired, revoked or its app not approved."""
+    h = digest(token)
+    hit = ACCESS.get(h)
+    now = clock.now()
+    if hit is not None:
+        return hit if hit.expires_at > now else None
+    row = (
+        await session.execute(
+            select(
+                OAuthToken.id,
+                OAuthToken.app_id,
+                PartnerApp.client_id,
+                PartnerApp.kind,
+                PartnerApp.status,
+                OAuthToken.scope,
+                OAuthToken.user_id,
+                OAuthToken.patient_id,
+                OAuthToken.access_expires_at,
+                OAuthToken.revoked_at,
+            )
+            .join(PartnerApp, PartnerApp.id == OAuthToken.app_id)
+            .where(OAuthToken.access_hash == h)
+        )
+    ).first()
+    if row is None:
+        return None
+    token_id, app_id, client_id, kind, status, scope, user_id, patient_id, expires_at, revoked_at = row
+    if revoked_at is not None or expires_at <= now or status != AppStatus.approved:
+        return None
+    hospitals = (
+        await session.scalars(
+            select(HospitalGrant.hospital_id).where(HospitalGrant.app_id == app_id, HospitalGrant.revoked_at.is_(None))
+        )
+    ).all()
+    access = PartnerAccess(
+        token_id=token_id,
+        app_id=app_id,
+        client_id=client_id,
+        kind=kind,
+        scopes=tuple(scope.split()),
+        user_id=user_id,
+        patient_id=patient_id,
+        hospitals=frozenset(hospitals),
+        expires_at=expires_at,
+    )
+    ACCESS.set(h, access)
+    return access
