@@ -227,3 +227,18 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("CAREBRIDGE_TEST_ARTIFACTS", "test-artifacts")) / BACKEND
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """``../shared/testdata`` (outside data, never copied into the project): ``CAREBRIDGE_TESTDATA_DIR`` or the
+    folder beside the checkout. Absent: the tests that need it are skipped, except with ``CI=true``, where it
+    must be there."""
+    configured = Settings().testdata_dir
+    path = configured or Path(__file__).resolve().parents[2] / "shared" / "testdata"
+    if not (path / "SOURCES.md").is_file():
+        message = f"no test data at {path}: set CAREBRIDGE_TESTDATA_DIR to ../shared/testdata"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -35,9 +35,9 @@ def test_openapi_lists_the_api(server) -> None:  # type: ignore[no-untyped-def]
     assert ("POST", "/api/v1/appointments") in routes and len(routes) > 50
 
 
-# Paths where a user's valid token is still 401: logging in, and the reporting platforms' own endpoints (their
-# token is the platform's, docs/reporting.md).
-NOT_USER_TOKEN_PATHS = ("/api/v1/auth/", "/api/v1/supervision/platform/", "/api/v1/supervision/ingest")
+# Paths where a user's valid token is still 401: logging in, the reporting platforms' own endpoints (their
+# token is the platform's, docs/reporting.md), and the FHIR API (partner apps' OAuth tokens only).
+NOT_USER_TOKEN_PATHS = ("/api/v1/auth/", "/api/v1/supervision/platform/", "/api/v1/supervision/ingest", "/fhir/")
 
 
 @pytest.mark.parametrize("path_value", ["not-a-uuid", str(uuid.UUID(int=0)), "%00", "9" * 300])
@@ -72,7 +72,9 @@ def test_bad_ids_and_bodies_never_500(server, admin_token: str, path_value: str)
                     if r.status_code >= 500:
                         failures.append(f"{method} {url} -> {r.status_code} {r.text[:200]}")
                     elif r.status_code >= 400 and "text/event-stream" not in r.headers.get("content-type", ""):
-                        if path.startswith("/oauth/"):  # OAuth's own shape, RFC 6749 section 5.2
+                        if path.startswith("/fhir/"):
+                            assert r.json()["resourceType"] == "OperationOutcome", (method, url, r.text)
+                        elif path.startswith("/oauth/"):  # OAuth's own shape, RFC 6749 section 5.2
                             assert set(r.json()) == {"error", "error_description"}, (method, url, r.text)
                         elif r.headers.get("content-type", "").startswith("application/json"):
                             assert set(r.json()) == {"error"}, (method, url, r.text)

@@ -46,6 +46,7 @@ DOMAINS = [
     "notifications",
     "supervision",
     "openplatform",
+    "interop.fhir",
     "web",
 ]
 # A regulator's standalone engine (``carebridge supervise``): accounts, regions, notifications, supervision.

@@ -17,6 +17,8 @@ class Principal:
     hospital_id: uuid.UUID | None = None
     region_code: str | None = None
     practitioner_id: uuid.UUID | None = None
+    # A patient acting through a partner app (OAuth): the app's own pool, ``partner:<app>``, is theirs to book from.
+    partner_channel: str | None = None
 
     @property
     def actor(self) -> str:

@@ -1,13 +1,16 @@
-"""One error shape for every failure: ``{"error": {"code", "message", "details"}}`` (docs/errors.md)."""
+"""One error shape for every failure: ``{"error": {"code", "message", "details"}}`` (docs/errors.md), except under
+path prefixes whose standard shapes errors its own way (the FHIR API's ``OperationOutcome``): those register a
+renderer in ``RENDERERS``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carebridge.core.errors import DomainError
@@ -27,6 +30,10 @@ _HTTP_CODES = {
 }
 
 
+# path prefix -> render(status, code, message, details, headers)
+RENDERERS: dict[str, Callable[[int, str, str, dict[str, Any], dict[str, str] | None], Response]] = {}
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -41,29 +48,52 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def error_response(
+    path: str,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    for prefix, render in RENDERERS.items():
+        if path.startswith(prefix):
+            return render(status, code, message, details or {}, headers)
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+def render_error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return error_response(request.url.path, status, code, message, details, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+        return render_error(request, exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         fields = _field_errors(exc)
         if any(f["type"] == "json_invalid" for f in fields):
-            return JSONResponse(error_body("malformed_json", "the body is not valid JSON", {"errors": fields}), 400)
+            return render_error(request, 400, "malformed_json", "the body is not valid JSON", {"errors": fields})
         names = ", ".join(sorted({f["field"] for f in fields}))
-        return JSONResponse(error_body("invalid_input", f"invalid input: {names}", {"errors": fields}), 422)
+        return render_error(request, 422, "invalid_input", f"invalid input: {names}", {"errors": fields})
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return JSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        return render_error(request, exc.status_code, code, message, None, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", error_type=type(exc).__name__)
-        return JSONResponse(error_body("internal_error", "an unexpected error occurred; it has been logged"), 500)
+        return render_error(request, 500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import String, UniqueConstraint, bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carebridge.core import clock
-from carebridge.core.errors import Conflict, InvalidInput
+from carebridge.core.errors import Conflict, DomainError, InvalidInput
 from carebridge.database.base import Base, IdMixin
+from carebridge.database.engine import Database
 
 MAX_KEY_LENGTH = 128
 
@@ -90,3 +93,51 @@ def remember(
             response=response,
         )
     )
+
+
+async def write_once(
+    db: Database,
+    *,
+    user_id: uuid.UUID,
+    key: str | None,
+    operation: str,
+    payload_hash: str,
+    check: Callable[[AsyncSession], Awaitable[None]],
+    write: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    duplicate: DomainError,
+    status_code: int = 201,
+) -> tuple[int, dict[str, Any]]:
+    """A keyed write, answered once: a replay of the stored answer, or ``check`` (cheap reads that may refuse,
+    in the same read as the replay lookup) then ``write`` in one transaction with the record of its answer.
+
+    A concurrent request with the same key may win the race (its change is why this one failed): then this
+    one answers as it did. An ``IntegrityError`` otherwise means ``duplicate``."""
+    async with db.read() as session:
+        if key and (
+            stored := await replay(session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash)
+        ):
+            return stored.status_code, stored.response
+        await check(session)
+    try:
+        async with db.transaction() as session:
+            answer = await write(session)
+            if key:
+                remember(
+                    session,
+                    user_id=user_id,
+                    key=key,
+                    operation=operation,
+                    payload_hash=payload_hash,
+                    status_code=status_code,
+                    response=answer,
+                )
+    except (IntegrityError, DomainError) as exc:
+        if key:
+            async with db.read() as session:
+                stored = await replay(session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash)
+            if stored:
+                return stored.status_code, stored.response
+        if isinstance(exc, IntegrityError):
+            raise duplicate from None
+        raise
+    return status_code, answer

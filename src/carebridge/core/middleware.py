@@ -7,10 +7,10 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 import structlog
 from starlette.exceptions import HTTPException
 
+from carebridge.core import handlers
 from carebridge.core.context import request_id_var
 
 log = structlog.get_logger("carebridge.http")
@@ -62,24 +62,11 @@ class BodyLimitMiddleware:
         self.limit = limit
         self.larger = larger or []
 
-    async def _reject(self, send: Any, limit: int) -> None:
-        body = orjson.dumps(
-            {
-                "error": {
-                    "code": "body_too_large",
-                    "message": f"the body exceeds {limit} bytes",
-                    "details": {"limit": limit},
-                }
-            }
+    async def _reject(self, scope: dict[str, Any], receive: Any, send: Any, limit: int) -> None:
+        response = handlers.error_response(
+            scope["path"], 413, "body_too_large", f"the body exceeds {limit} bytes", {"limit": limit}
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -97,7 +84,7 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_big = True
             if too_big:
-                await self._reject(send, limit)
+                await self._reject(scope, receive, send, limit)
                 return
         received = 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
@@ -198,8 +199,15 @@ async def search_hospitals(
     internet_only: bool,
     limit: int,
     offset: int,
+    within: Collection[uuid.UUID] | None = None,
+    ids: Collection[uuid.UUID] | None = None,
 ) -> tuple[list[Hospital], int]:
+    """Active hospitals; ``within`` limits the search to those hospitals (a partner app's grants)."""
     query: Select[Any] = select(Hospital).where(Hospital.active.is_(True))
+    if within is not None:
+        query = query.where(Hospital.id.in_(within))
+    if ids is not None:
+        query = query.where(Hospital.id.in_(ids))
     if region_code:
         query = query.where(Hospital.region_code.in_(await region_codes_within(session, region_code)))
     if q:
@@ -316,6 +324,27 @@ async def list_departments(
     if standard_code:
         query = query.where(Department.standard_code.startswith(standard_code))
     return list((await session.scalars(query.order_by(Department.standard_code, Department.name))).all())
+
+
+async def search_departments(
+    session: AsyncSession,
+    *,
+    within: Collection[uuid.UUID],
+    ids: Collection[uuid.UUID] | None,
+    hospital_ids: Collection[uuid.UUID] | None,
+    name: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Department], int]:
+    """Active departments of the ``within`` hospitals (a partner app's grants)."""
+    query: Select[Any] = select(Department).where(Department.active.is_(True), Department.hospital_id.in_(within))
+    if ids is not None:
+        query = query.where(Department.id.in_(ids))
+    if hospital_ids is not None:
+        query = query.where(Department.hospital_id.in_(hospital_ids))
+    if name:
+        query = query.where(Department.name.contains(name))
+    return await _page(session, query.order_by(Department.standard_code, Department.id), limit, offset)
 
 
 # --- practitioners and filings -----------------------------------------------------------------------------
@@ -533,10 +562,17 @@ async def search_practitioners(
     title: str | None,
     limit: int,
     offset: int,
+    within: Collection[uuid.UUID] | None = None,
+    ids: Collection[uuid.UUID] | None = None,
 ) -> tuple[list[Practitioner], int]:
+    """Active practitioners; ``within``: only those filed at these hospitals (a partner app's grants)."""
     query: Select[Any] = select(Practitioner).where(Practitioner.status == PractitionerStatus.active)
-    if region_code or hospital_id or department_id:
+    if ids is not None:
+        query = query.where(Practitioner.id.in_(ids))
+    if region_code or hospital_id or department_id or within is not None:
         filed = select(PractitionerFiling.practitioner_id).where(PractitionerFiling.revoked_at.is_(None))
+        if within is not None:
+            filed = filed.where(PractitionerFiling.hospital_id.in_(within))
         if hospital_id:
             filed = filed.where(PractitionerFiling.hospital_id == hospital_id)
         if department_id:

@@ -26,6 +26,10 @@ class AppStatus(enum.StrEnum):
     rejected = "rejected"
 
 
+def partner_channel(app_id: uuid.UUID) -> str:
+    return f"partner:{app_id.hex}"
+
+
 class PartnerApp(IdMixin, Base):
     __tablename__ = "partner_apps"
 
@@ -44,6 +48,11 @@ class PartnerApp(IdMixin, Base):
     reviewed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    @property
+    def channel(self) -> str:
+        """The app's pool in each slot (scheduling's channel ``partner:<app>``), where its bookings come from."""
+        return partner_channel(self.id)
 
 
 class HospitalGrant(IdMixin, Base):

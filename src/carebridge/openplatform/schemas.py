@@ -44,6 +44,7 @@ class AppOut(Output):
     scopes: list[str]
     webhook_url: str | None
     jwks: dict[str, Any] | None
+    channel: str  # its pool in each slot: hospitals move capacity there for the app's bookings
     status: AppStatus
     status_reason: str | None
     reviewed_at: datetime | None

@@ -173,6 +173,27 @@ async def get_patient(session: AsyncSession, *, principal: Principal, patient_id
     return _present(patient, unmasked=True, relation=relation)
 
 
+async def patient_for_app(
+    session: AsyncSession, *, patient_id: uuid.UUID, client_id: str, user_id: uuid.UUID | None, show_name: bool
+) -> PatientOut:
+    """A patient as a partner app sees them: the ID number and phone always masked, the name shown only when the
+    patient consented to this app (``show_name``). The read is audited with the app's name."""
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        raise not_found("patient", patient_id)
+    audit.record(
+        session,
+        action="patient.personal_data.read",
+        subject_type="patient",
+        subject_id=patient_id,
+        actor_user_id=user_id,
+        actor_role="partner_app",
+        detail={"purpose": "partner_app", "client_id": client_id, "name_shown": show_name},
+    )
+    out = _present(patient, unmasked=False)
+    return out.model_copy(update={"name": patient.name}) if show_name else out
+
+
 async def update_patient(
     session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID, phone: str | None
 ) -> PatientOut:

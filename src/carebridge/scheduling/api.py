@@ -6,17 +6,18 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.dependencies import current_principal, get_db, require
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency, live
-from carebridge.core.errors import Conflict, DomainError, InvalidInput
+from carebridge.core.errors import Conflict, InvalidInput
 from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
@@ -117,51 +118,32 @@ async def book(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
-    operation = "appointment.book"
-    digest = idempotency.request_hash(body.model_dump(mode="json"))
-    async with db.read() as session:  # cheap checks first: a replay, or a sold-out pool, costs no write
-        if key and (
-            stored := await idempotency.replay(
-                session, user_id=principal.user_id, key=key, operation=operation, payload_hash=digest
-            )
-        ):
-            return JSONResponse(stored.response, status_code=stored.status_code)
+
+    async def check(session: AsyncSession) -> None:  # a sold-out pool costs no write
         if await booking.pool_is_full(session, body.slot_id, body.channel):
             raise Conflict(
                 "slot_full",
                 "no places left in this slot",
                 details={"slot_id": str(body.slot_id), "channel": body.channel},
             )
-    try:
-        async with db.transaction() as session:
-            appt = await booking.book(
-                session, principal=principal, patient_id=body.patient_id, slot_id=body.slot_id, channel=body.channel
-            )
-            answer = (await appointments_out(session, principal, [appt], purpose="booking"))[0].model_dump(mode="json")
-            if key:
-                idempotency.remember(
-                    session,
-                    user_id=principal.user_id,
-                    key=key,
-                    operation=operation,
-                    payload_hash=digest,
-                    status_code=201,
-                    response=answer,
-                )
-    except (IntegrityError, DomainError) as exc:
-        # A concurrent request with the same Idempotency-Key may have won (its booking is why this one found
-        # the session taken): answer as it did.
-        if key:
-            async with db.read() as session:
-                stored = await idempotency.replay(
-                    session, user_id=principal.user_id, key=key, operation=operation, payload_hash=digest
-                )
-            if stored:
-                return JSONResponse(stored.response, status_code=stored.status_code)
-        if isinstance(exc, IntegrityError):
-            raise Conflict("already_booked", "the patient already has a booking in this session") from None
-        raise
-    return JSONResponse(answer, status_code=201)
+
+    async def write(session: AsyncSession) -> dict[str, Any]:
+        appt = await booking.book(
+            session, principal=principal, patient_id=body.patient_id, slot_id=body.slot_id, channel=body.channel
+        )
+        return (await appointments_out(session, principal, [appt], purpose="booking"))[0].model_dump(mode="json")
+
+    status, answer = await idempotency.write_once(
+        db,
+        user_id=principal.user_id,
+        key=key,
+        operation="appointment.book",
+        payload_hash=idempotency.request_hash(body.model_dump(mode="json")),
+        check=check,
+        write=write,
+        duplicate=Conflict("already_booked", "the patient already has a booking in this session"),
+    )
+    return JSONResponse(answer, status_code=status)
 
 
 @router.get("/appointments", response_model=list[AppointmentOut], summary="Your (and your family's) appointments")

@@ -241,7 +241,7 @@ def _authorise_channel(
             raise Forbidden("channel_not_allowed", f"a doctor books on onsite or platform, not {channel}")
         return
     if principal.role == Role.patient:
-        if channel not in PATIENT_CHANNELS:
+        if channel not in PATIENT_CHANNELS and channel != principal.partner_channel:
             raise Forbidden("channel_not_allowed", f"patients book on the platform channel, not {channel}")
     elif principal.role in (Role.hospital_admin, Role.platform_admin):
         principal.require_hospital(schedule.hospital_id)

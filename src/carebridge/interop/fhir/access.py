@@ -1,0 +1,84 @@
+"""Who calls the FHIR API, and what their token reaches: its scopes, its patient, the hospitals that granted
+the app (docs/fhir.md). Only partner apps' OAuth tokens are accepted."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carebridge.auth.dependencies import bearer_token
+from carebridge.auth.models import Role
+from carebridge.auth.principal import Principal
+from carebridge.core.errors import Forbidden, Unauthorized
+from carebridge.database.engine import Database
+from carebridge.openplatform import scopes as smart
+from carebridge.openplatform import tokens
+from carebridge.openplatform.models import partner_channel
+from carebridge.patients import service as patients
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    access: tokens.PartnerAccess
+
+    @property
+    def hospitals(self) -> frozenset[uuid.UUID]:
+        return self.access.hospitals
+
+    @property
+    def channel(self) -> str:
+        return partner_channel(self.access.app_id)
+
+    def contexts(self, resource: str, permission: str) -> set[str]:
+        """The contexts (``patient``, ``user``, ``system``) in which the token may do ``permission`` on
+        ``resource``; 403 ``scope_missing`` when none."""
+        found = smart.permits(list(self.access.scopes), resource, permission)
+        if not found:
+            word = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}[permission]
+            raise Forbidden(
+                "scope_missing",
+                f"the token has no scope to {word} {resource} (for example patient/{resource}.{permission})",
+                details={"resource": resource, "permission": permission},
+            )
+        return found
+
+    def acting_patient(self) -> Principal:
+        """The patient's account the app acts for (authorization code tokens), booking from the app's pool."""
+        if self.access.user_id is None:
+            raise Forbidden("patient_context_required", "this needs a patient's token (authorization code flow)")
+        return Principal(
+            user_id=self.access.user_id,
+            username=self.access.client_id,
+            role=Role.patient,
+            partner_channel=self.channel,
+        )
+
+    async def patients(self, session: AsyncSession, resource: str, permission: str) -> list[uuid.UUID] | None:
+        """The patients whose records the token reaches for this action: None means every patient at the
+        granted hospitals (a backend app's ``system/`` scope)."""
+        contexts = self.contexts(resource, permission)
+        if "system" in contexts:
+            return None
+        reach: set[uuid.UUID] = set()
+        if "user" in contexts and self.access.user_id is not None:
+            reach.update(await patients.linked_patient_ids(session, user_id=self.access.user_id))
+        if "patient" in contexts and self.access.patient_id is not None:
+            reach.add(self.access.patient_id)
+        return sorted(reach)
+
+
+async def caller(request: Request) -> Caller:
+    """FastAPI dependency: the partner app behind ``Authorization: Bearer``; 401 otherwise."""
+    token, from_cookie = bearer_token(request)
+    if token is None or from_cookie:
+        raise Unauthorized("not_authenticated", "send a partner app's OAuth access token: Authorization: Bearer")
+    db: Database = request.app.state.db
+    async with db.read() as session:
+        access = await tokens.access_for(session, token)
+    if access is None:
+        raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
+    request.state.partner = access
+    return Caller(access)

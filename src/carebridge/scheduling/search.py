@@ -1,0 +1,163 @@
+"""Scheduling's searches for partner apps (the FHIR facade's Schedule, Slot and Appointment searches): always
+within a set of hospitals (those that granted the app), paged by limit and offset, the domain's rules
+applied (a stopped session has no free places; a slot is free for a channel while its pool has a place).
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carebridge.scheduling.models import (
+    Appointment,
+    AppointmentStatus,
+    Schedule,
+    ScheduleStatus,
+    Slot,
+    SlotPool,
+    VisitType,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    slot: Slot
+    schedule: Schedule
+    free: int  # places free in the channel's pool (0 when there is no pool or the session is stopped)
+
+
+# a time condition: (operator, instant), operator one of ">=", ">", "<=", "<"
+Bound = tuple[str, datetime]
+_OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+def _bounded(column: Any, bounds: list[Bound]) -> list[Any]:
+    return [_OPERATORS[op](column, at) for op, at in bounds]
+
+
+async def _page(session: AsyncSession, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = (await session.execute(query.limit(limit).offset(offset))).all()
+    return list(rows), int(total or 0)
+
+
+async def search_schedules(
+    session: AsyncSession,
+    *,
+    hospitals: frozenset[uuid.UUID],
+    ids: list[uuid.UUID] | None = None,
+    practitioner_id: uuid.UUID | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    open_only: bool | None = None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[Schedule], int]:
+    query = select(Schedule).where(Schedule.hospital_id.in_(hospitals))
+    if open_only is True:
+        query = query.where(Schedule.status == ScheduleStatus.open)
+    elif open_only is False:
+        query = query.where(Schedule.status != ScheduleStatus.open)
+    if ids is not None:
+        query = query.where(Schedule.id.in_(ids))
+    if practitioner_id is not None:
+        query = query.where(Schedule.practitioner_id == practitioner_id)
+    if date_from is not None:
+        query = query.where(Schedule.service_date >= date_from)
+    if date_to is not None:
+        query = query.where(Schedule.service_date <= date_to)
+    query = query.order_by(Schedule.service_date, Schedule.starts_at, Schedule.id)
+    rows, total = await _page(session, query, limit, offset)
+    return [r[0] for r in rows], total
+
+
+async def search_slots(
+    session: AsyncSession,
+    *,
+    hospitals: frozenset[uuid.UUID],
+    channel: str,
+    ids: list[uuid.UUID] | None = None,
+    schedule_ids: list[uuid.UUID] | None = None,
+    starts: list[Bound] = (),  # type: ignore[assignment]
+    free: bool | None = None,
+    visit_type_codes: list[str] | None = None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[SlotView], int]:
+    """Slots with the places free in ``channel``'s pool; ``free`` True / False keeps only free / busy ones."""
+    places = func.coalesce(SlotPool.capacity - SlotPool.booked - SlotPool.held, 0)
+    query = (
+        select(Slot, Schedule, places, Schedule.status)
+        .join(Schedule, Schedule.id == Slot.schedule_id)
+        .outerjoin(SlotPool, and_(SlotPool.slot_id == Slot.id, SlotPool.channel == channel))
+        .where(Slot.hospital_id.in_(hospitals))
+    )
+    if ids is not None:
+        query = query.where(Slot.id.in_(ids))
+    if schedule_ids is not None:
+        query = query.where(Slot.schedule_id.in_(schedule_ids))
+    query = query.where(*_bounded(Slot.starts_at, starts))
+    if visit_type_codes:
+        query = query.join(VisitType, VisitType.id == Schedule.visit_type_id)
+        query = query.where(VisitType.code.in_(visit_type_codes))
+    is_free = and_(Schedule.status == ScheduleStatus.open, places > 0)
+    if free is True:
+        query = query.where(is_free)
+    elif free is False:
+        query = query.where(~is_free)
+    rows, total = await _page(session, query.order_by(Slot.starts_at, Slot.id), limit, offset)
+    views = [
+        SlotView(slot=slot, schedule=schedule, free=int(n) if status == ScheduleStatus.open else 0)
+        for slot, schedule, n, status in rows
+    ]
+    return views, total
+
+
+async def search_appointments(
+    session: AsyncSession,
+    *,
+    hospitals: frozenset[uuid.UUID],
+    patient_ids: list[uuid.UUID] | None,
+    ids: list[uuid.UUID] | None = None,
+    practitioner_id: uuid.UUID | None = None,
+    starts: list[Bound] = (),  # type: ignore[assignment]
+    statuses: list[AppointmentStatus] | None = None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[Appointment], int]:
+    """Appointments at ``hospitals``, of ``patient_ids`` (None: every patient, for a backend app)."""
+    query = select(Appointment).where(Appointment.hospital_id.in_(hospitals))
+    if patient_ids is not None:
+        query = query.where(Appointment.patient_id.in_(patient_ids))
+    if ids is not None:
+        query = query.where(Appointment.id.in_(ids))
+    if practitioner_id is not None:
+        query = query.where(Appointment.practitioner_id == practitioner_id)
+    query = query.where(*_bounded(Appointment.starts_at, starts))
+    if statuses:
+        query = query.where(Appointment.status.in_(statuses))
+    rows, total = await _page(session, query.order_by(Appointment.starts_at.desc(), Appointment.id), limit, offset)
+    return [r[0] for r in rows], total
+
+
+async def visit_types(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, VisitType]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(VisitType).where(VisitType.id.in_(ids)))
+    return {v.id: v for v in rows}
+
+
+async def seen_at(session: AsyncSession, *, patient_id: uuid.UUID, hospitals: frozenset[uuid.UUID]) -> bool:
+    """Whether the patient has (or had) an appointment at one of these hospitals."""
+    found = await session.scalar(
+        select(Appointment.id)
+        .where(Appointment.patient_id == patient_id, Appointment.hospital_id.in_(hospitals))
+        .limit(1)
+    )
+    return found is not None
