@@ -43,11 +43,18 @@ class RawClient:
     async def _connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> tuple[int, bytes]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        content_type: str = "application/json",
+    ) -> tuple[int, bytes]:
         head = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + self.host_header]
         head += [f"{k}: {v}".encode() for k, v in headers.items()]
         if body is not None:
-            head.append(b"Content-Type: application/json")
+            head.append(f"Content-Type: {content_type}".encode())
             head.append(f"Content-Length: {len(body)}".encode())
         message = b"\r\n".join(head) + b"\r\n\r\n" + (body or b"")
         # Like any keep-alive client: a connection the server closed while idle (uvicorn's keep-alive timeout)

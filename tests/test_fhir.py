@@ -87,6 +87,7 @@ class World:
         self.y = make_hospital(client, admin_token)
         self.scopes = scopes
         self.app = approved(client, admin_token, patient_app(scopes=scopes))
+        self.developer = self.app["developer_token"]
         channel = self.app["channel"]
         ok(
             client.put(
@@ -380,7 +381,7 @@ def test_fhirclient_end_to_end(client: httpx.Client, schema: Schema, admin_token
     smart.handle_callback(back.headers["location"])
     assert smart.ready and smart.patient_id == world.patient_id
     assert smart.patient.name[0].text == "李华"
-    search = Slot.where({"schedule": world.schedule["id"], "status": "free", "_count": "3"})
+    search = Slot.where({"schedule": world.schedule["id"], "status": "free", "_count": "3", "_total": "accurate"})
     pages = list(search.perform_iter(smart.server))  # follows the Bundle's next link
     assert [len(p.entry) for p in pages] == [3, 1] and pages[0].total == 4
     slot = pages[0].entry[0].resource

@@ -22,10 +22,11 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def approved(client: httpx.Client, admin_token: str, body: dict) -> dict:
-    dev = auth(make_developer(client))
-    app = ok(client.post(APPS, headers=dev, json=body), 201)
+    """An approved app, with its developer's token under ``developer_token``."""
+    token = make_developer(client)
+    app = ok(client.post(APPS, headers=auth(token), json=body), 201)
     ok(client.post(f"{APPS}/{app['id']}/review", headers=auth(admin_token), json={"decision": "approve"}))
-    return app
+    return {**app, "developer_token": token}
 
 
 def patient_browser(base_url: httpx.URL) -> tuple[httpx.Client, str]:

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     oauth_access_token_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     oauth_backend_token_seconds: int = Field(default=300, ge=60, le=3600)  # SMART Backend Services: <= 5 min
     oauth_refresh_token_days: int = Field(default=90, ge=1, le=365)
+    # Webhooks: how often the sender looks for due deliveries.
+    webhook_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     # Cookie security: pages set `Secure` cookies unless served over plain HTTP in development.
     secure_cookies: bool = False
     # Per-worker caches (core.cache); 0 turns one off. Changes evict entries in every worker at commit.

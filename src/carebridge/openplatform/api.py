@@ -14,6 +14,7 @@ from carebridge.openplatform import service
 from carebridge.openplatform.models import AppStatus
 from carebridge.openplatform.oauth_api import router as oauth_router
 from carebridge.openplatform.schemas import AppIn, AppOut, DeveloperIn, GrantOut, ReviewIn
+from carebridge.openplatform.webhooks_api import router as webhooks_router
 
 v1 = APIRouter(prefix="/api/v1", tags=["open platform"])
 
@@ -117,3 +118,4 @@ async def revoke_access(
 router = APIRouter()
 router.include_router(v1)
 router.include_router(oauth_router)
+router.include_router(webhooks_router)

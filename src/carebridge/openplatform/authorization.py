@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import anyio.from_thread
 import anyio.to_thread
+import orjson
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, OAuth2Request, grants
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError
@@ -46,9 +47,30 @@ from carebridge.openplatform.models import AppKind, AppStatus, OAuthToken
 T = TypeVar("T")
 # The platform's base URL for this request (the issuer; assertions' audience is its token endpoint).
 ISSUER: contextvars.ContextVar[str] = contextvars.ContextVar("oauth_issuer", default="")
+# The token endpoint records a client assertion's jti with the token it gives (one transaction, not two); the
+# other endpoints record it when they read it. Set per request by the endpoint (``oauth_api``).
+DEFER_JTI: contextvars.ContextVar[bool] = contextvars.ContextVar("oauth_defer_jti", default=False)
+_ASSERTION: contextvars.ContextVar[tuple[str, str, datetime] | None] = contextvars.ContextVar(
+    "oauth_assertion", default=None
+)
 # SMART asks servers to support RS384 and ES384 for client assertions; RS256 and ES256 are common too.
 ASSERTION_ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
 MAX_ASSERTION_LIFETIME = 300  # SMART Backend Services: exp no more than five minutes after now
+
+
+_KEY_SETS: dict[tuple[str, str], KeySet] = {}
+
+
+def _key_set(app: tokens.Client) -> KeySet:
+    """The app's JWK Set, parsed once per worker (keyed by its content, so a new set is parsed again)."""
+    jwks = app.jwks or {"keys": []}
+    key = (app.client_id, orjson.dumps(jwks, option=orjson.OPT_SORT_KEYS).decode())
+    found = _KEY_SETS.get(key)
+    if found is None:
+        if len(_KEY_SETS) > 10_000:
+            _KEY_SETS.clear()
+        found = _KEY_SETS[key] = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    return found
 
 
 class Client(ClientMixin):
@@ -300,10 +322,13 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
             raise InvalidClientError(description="jti must be a string of 1-200 characters")
         expires_at = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
+        if DEFER_JTI.get():  # the unique key decides when the token is saved (AssertionReplayed)
+            _ASSERTION.set((claims["sub"], jti, expires_at))
+            return True
         return self.server.run(tokens.use_assertion, client_id=claims["sub"], jti=jti, expires_at=expires_at)
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
-        return KeySet.import_key_set(client.app.jwks or {"keys": []})  # type: ignore[arg-type]
+        return _key_set(client.app)
 
 
 class Revocation(RevocationEndpoint):
@@ -393,7 +418,7 @@ class SmartAuthorizationServer(AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or len(client_id) > 40:
             return None
-        app = self.run(tokens.client, client_id=client_id, read_only=True)
+        app = tokens.CLIENTS.get(client_id) or self.run(tokens.client, client_id=client_id, read_only=True)
         if app is None:
             return None
         if app.status != AppStatus.approved:
@@ -422,6 +447,12 @@ class SmartAuthorizationServer(AuthorizationServer):
         user = request.user
         code = request.authorization_code
         previous = request.refresh_token
+        try:
+            self._save(token, request, user, code, previous)
+        except tokens.AssertionReplayed:
+            raise InvalidClientError(description="JWT ID is used before.") from None
+
+    def _save(self, token: dict[str, Any], request: Request, user: Any, code: Any, previous: Any) -> None:
         self.run(
             tokens.save_token,
             token=token,
@@ -431,6 +462,7 @@ class SmartAuthorizationServer(AuthorizationServer):
             family_id=previous.row.family_id if previous is not None else None,
             code_id=code.row.id if code is not None else None,
             refresh_ttl=timedelta(days=self.settings.oauth_refresh_token_days),
+            assertion=_ASSERTION.get() if DEFER_JTI.get() else None,
         )
 
     def validate_requested_scope(self, scope: str | None) -> None:

@@ -1,5 +1,6 @@
-"""The open platform's periodic work: used client assertions and old authorization codes are forgotten once
-they have expired (on the sweep timer)."""
+"""The open platform's consumers and periodic work: events become webhook deliveries (a bus consumer), the
+sender attempts them (its own timer), and used client assertions and old authorization codes are forgotten
+once they have expired (on the sweep timer)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
-from carebridge.openplatform import tokens
+from carebridge.openplatform import tokens, webhooks
+from carebridge.openplatform.webhook_sender import sender
 from carebridge.scheduling import sweeps
 
 
@@ -18,3 +20,7 @@ async def forget_step(db: Database) -> dict[str, int]:
 
 def subscribe(bus: MemoryBus, app: Any) -> None:
     sweeps.register(forget_step)
+    bus.subscribe_batch(webhooks.CONSUMER, "*", webhooks.enqueue)
+    settings = app.state.settings
+    if settings.background_tasks:
+        app.state.background.append(sender(app.state.db, settings.webhook_interval_seconds))

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, text
+from sqlalchemy import JSON, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carebridge.core import clock
-from carebridge.database.base import Base, IdMixin, enum_type
+from carebridge.database.base import Base, EncryptedString, IdMixin, enum_type
 
 
 class AppKind(enum.StrEnum):
@@ -129,3 +129,51 @@ class ClientAssertion(Base):
     client_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     jti: Mapped[str] = mapped_column(String(200), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WebhookSubscription(IdMixin, Base):
+    """An app's subscription to event types (catalog types or families, ``appointment.*``), delivered to a URL
+    and signed with the subscription's secret (HMAC-SHA256)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    app_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(EncryptedString(200))  # shown once, when the subscription is made
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class DeliveryStatus(enum.StrEnum):
+    pending = "pending"  # waiting for its (next) attempt
+    delivered = "delivered"  # the receiver answered 2xx
+    dead = "dead"  # retried for 24 hours without a 2xx: the dead-letter list (redeliver on request)
+
+
+class WebhookDelivery(IdMixin, Base):
+    """One event for one subscription, and its attempts so far: the delivery log."""
+
+    __tablename__ = "webhook_deliveries"
+
+    subscription_id: Mapped[uuid.UUID]
+    app_id: Mapped[uuid.UUID]
+    event_id: Mapped[uuid.UUID]
+    event_type: Mapped[str] = mapped_column(String(64))
+    hospital_id: Mapped[uuid.UUID | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event as the catalog's JSON
+    status: Mapped[DeliveryStatus] = mapped_column(enum_type(DeliveryStatus), default=DeliveryStatus.pending)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    last_ms: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_app", "app_id", "created_at"),
+    )

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from carebridge.auth.dependencies import CSRF_COOKIE
 from carebridge.auth.models import Role
 from carebridge.openplatform import scopes as smart
-from carebridge.openplatform.authorization import ISSUER, Consent, SmartAuthorizationServer
+from carebridge.openplatform.authorization import DEFER_JTI, ISSUER, Consent, SmartAuthorizationServer
 from carebridge.openplatform.authorization import Request as OAuthRequest
 from carebridge.patients import service as patients
 from carebridge.web.pages import render, session_principal
@@ -123,6 +123,7 @@ async def _form_endpoint(request: Request, method: str, *args: str) -> Response:
 
 @router.post("/oauth/token", summary="Token endpoint: authorization_code (PKCE), refresh_token, client_credentials")
 async def token(request: Request) -> Response:
+    DEFER_JTI.set(True)
     return await _form_endpoint(request, "create_token_response")
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictStr
 
 from carebridge.core.schemas import Input, Output
-from carebridge.openplatform.models import AppKind, AppStatus
+from carebridge.openplatform.models import AppKind, AppStatus, DeliveryStatus
 
 
 class DeveloperIn(Input):
@@ -57,3 +57,40 @@ class GrantOut(Output):
     hospital_id: uuid.UUID
     granted_at: datetime
     revoked_at: datetime | None
+
+
+class SubscriptionIn(Input):
+    event_types: list[StrictStr] = Field(
+        min_length=1, max_length=50, description="catalog types or families: appointment.booked, appointment.*"
+    )
+    url: StrictStr | None = Field(default=None, max_length=500, description="defaults to the app's webhook_url")
+
+
+class SubscriptionOut(Output):
+    id: uuid.UUID
+    app_id: uuid.UUID
+    url: str
+    event_types: list[str]
+    active: bool
+    created_at: datetime
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="the HMAC key of the signatures: shown this once")
+
+
+class DeliveryOut(Output):
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    hospital_id: uuid.UUID | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_ms: float | None
+    created_at: datetime
+    delivered_at: datetime | None

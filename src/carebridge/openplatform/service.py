@@ -48,7 +48,7 @@ async def register_developer(session: AsyncSession, *, username: str, password: 
     )
 
 
-def _url_problem(url: str, *, what: str) -> str | None:
+def url_problem(url: str, *, what: str) -> str | None:
     """https, or http to this machine (a developer's local app or receiver); absolute; no fragment."""
     try:
         parts = urlsplit(url)
@@ -83,7 +83,7 @@ def _public_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
 def check_app(data: AppIn) -> dict[str, Any]:
     """The registration's rules beyond its shape; 422 with a code and the field."""
     for i, uri in enumerate(data.redirect_uris):
-        if (why := _url_problem(uri, what="a redirect URI")) is not None:
+        if (why := url_problem(uri, what="a redirect URI")) is not None:
             raise InvalidInput("bad_redirect_uri", why, details={"field": f"redirect_uris.{i}", "value": uri})
     if len(set(data.redirect_uris)) != len(data.redirect_uris):
         raise InvalidInput("bad_redirect_uri", "redirect URIs repeat", details={"field": "redirect_uris"})
@@ -125,7 +125,7 @@ def check_app(data: AppIn) -> dict[str, Any]:
                 details={"field": "jwks"},
             )
         jwks = _public_jwks(data.jwks)
-    if data.webhook_url is not None and (why := _url_problem(data.webhook_url, what="webhook_url")):
+    if data.webhook_url is not None and (why := url_problem(data.webhook_url, what="webhook_url")):
         raise InvalidInput("bad_webhook_url", why, details={"field": "webhook_url"})
     return {**data.model_dump(), "scopes": list(dict.fromkeys(data.scopes)), "jwks": jwks}
 
@@ -218,6 +218,7 @@ async def review(
     )
     _emit(session, principal, "partner_app.reviewed", app, decision=decision)
     await cache.invalidate(session, tokens.ACCESS)  # rare: every worker re-reads what its tokens may reach
+    await cache.invalidate(session, tokens.CLIENTS)
     return app
 
 

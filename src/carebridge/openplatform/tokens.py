@@ -31,6 +31,12 @@ from carebridge.openplatform.models import (
 )
 
 ACCESS = cache.Cache("partner_access", setting="principal_cache_seconds")
+# Partner apps as the token endpoint reads them; a review (suspension) evicts them in every worker.
+CLIENTS = cache.Cache("partner_client", setting="principal_cache_seconds", maxsize=10_000)
+
+
+class AssertionReplayed(Exception):
+    """A client assertion's ``jti`` was used before (found when the token that used it was being saved)."""
 
 
 def digest(value: str) -> str:
@@ -73,10 +79,13 @@ class PartnerAccess:
 
 
 async def client(session: AsyncSession, client_id: str) -> Client | None:
+    hit = CLIENTS.get(client_id)
+    if hit is not None:
+        return hit
     app = await session.scalar(select(PartnerApp).where(PartnerApp.client_id == client_id))
     if app is None:
         return None
-    return Client(
+    found = Client(
         id=app.id,
         client_id=app.client_id,
         name=app.name,
@@ -87,6 +96,8 @@ async def client(session: AsyncSession, client_id: str) -> Client | None:
         scopes=tuple(app.scopes),
         jwks=app.jwks,
     )
+    CLIENTS.set(client_id, found)
+    return found
 
 
 async def save_code(
@@ -167,8 +178,16 @@ async def save_token(
     family_id: uuid.UUID | None,
     code_id: uuid.UUID | None,
     refresh_ttl: timedelta | None,
+    assertion: tuple[str, str, datetime] | None = None,
 ) -> OAuthToken:
+    """The token's row; with the client assertion that authenticated the request (client id, jti, expiry)
+    recorded in the same transaction, so an assertion gives one token even to two requests at once
+    (``AssertionReplayed`` for the second)."""
     now = clock.now()
+    if assertion is not None:
+        client_id, jti, expires_at = assertion
+        if not await use_assertion(session, client_id=client_id, jti=jti, expires_at=expires_at):
+            raise AssertionReplayed(jti)
     refresh = token.get("refresh_token")
     row = OAuthToken(
         app_id=app.id,

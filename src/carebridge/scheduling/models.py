@@ -132,6 +132,9 @@ class Slot(IdMixin, Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
 
+    # partner apps search slots by time across their granting hospitals (FHIR Slot?start=...)
+    __table_args__ = (Index("ix_slots_starts_at", "starts_at", "id"),)
+
 
 class SlotPool(IdMixin, Base):
     """A slot's capacity for one channel: ``onsite``, ``platform``, ``partner:<app>`` or ``referral``."""

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carebridge.core import cache
 from carebridge.scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -41,10 +42,18 @@ def _bounded(column: Any, bounds: list[Bound]) -> list[Any]:
     return [_OPERATORS[op](column, at) for op, at in bounds]
 
 
-async def _page(session: AsyncSession, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+async def _page(
+    session: AsyncSession, query: Select[Any], limit: int, offset: int, exact_total: bool
+) -> tuple[list[Any], int | None]:
+    """A page of rows and the total: known when this is the last page; otherwise counted only if asked
+    (a count over a large result costs more than the page itself), else None (more pages follow)."""
+    rows = list((await session.execute(query.limit(limit + 1).offset(offset))).all())
+    if len(rows) <= limit:
+        return rows, offset + len(rows)
+    if not exact_total:
+        return rows[:limit], None
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = (await session.execute(query.limit(limit).offset(offset))).all()
-    return list(rows), int(total or 0)
+    return rows[:limit], int(total or 0)
 
 
 async def search_schedules(
@@ -58,7 +67,8 @@ async def search_schedules(
     open_only: bool | None = None,
     limit: int,
     offset: int = 0,
-) -> tuple[list[Schedule], int]:
+    exact_total: bool = False,
+) -> tuple[list[Schedule], int | None]:
     query = select(Schedule).where(Schedule.hospital_id.in_(hospitals))
     if open_only is True:
         query = query.where(Schedule.status == ScheduleStatus.open)
@@ -73,7 +83,7 @@ async def search_schedules(
     if date_to is not None:
         query = query.where(Schedule.service_date <= date_to)
     query = query.order_by(Schedule.service_date, Schedule.starts_at, Schedule.id)
-    rows, total = await _page(session, query, limit, offset)
+    rows, total = await _page(session, query, limit, offset, exact_total)
     return [r[0] for r in rows], total
 
 
@@ -89,7 +99,8 @@ async def search_slots(
     visit_type_codes: list[str] | None = None,
     limit: int,
     offset: int = 0,
-) -> tuple[list[SlotView], int]:
+    exact_total: bool = False,
+) -> tuple[list[SlotView], int | None]:
     """Slots with the places free in ``channel``'s pool; ``free`` True / False keeps only free / busy ones."""
     places = func.coalesce(SlotPool.capacity - SlotPool.booked - SlotPool.held, 0)
     query = (
@@ -111,7 +122,7 @@ async def search_slots(
         query = query.where(is_free)
     elif free is False:
         query = query.where(~is_free)
-    rows, total = await _page(session, query.order_by(Slot.starts_at, Slot.id), limit, offset)
+    rows, total = await _page(session, query.order_by(Slot.starts_at, Slot.id), limit, offset, exact_total)
     views = [
         SlotView(slot=slot, schedule=schedule, free=int(n) if status == ScheduleStatus.open else 0)
         for slot, schedule, n, status in rows
@@ -130,7 +141,8 @@ async def search_appointments(
     statuses: list[AppointmentStatus] | None = None,
     limit: int,
     offset: int = 0,
-) -> tuple[list[Appointment], int]:
+    exact_total: bool = False,
+) -> tuple[list[Appointment], int | None]:
     """Appointments at ``hospitals``, of ``patient_ids`` (None: every patient, for a backend app)."""
     query = select(Appointment).where(Appointment.hospital_id.in_(hospitals))
     if patient_ids is not None:
@@ -142,15 +154,43 @@ async def search_appointments(
     query = query.where(*_bounded(Appointment.starts_at, starts))
     if statuses:
         query = query.where(Appointment.status.in_(statuses))
-    rows, total = await _page(session, query.order_by(Appointment.starts_at.desc(), Appointment.id), limit, offset)
+    query = query.order_by(Appointment.starts_at.desc(), Appointment.id)
+    rows, total = await _page(session, query, limit, offset, exact_total)
     return [r[0] for r in rows], total
 
 
-async def visit_types(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, VisitType]:
+VISIT_TYPES = cache.Cache("visit_type", setting="directory_cache_seconds", maxsize=20_000)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitTypeName:
+    code: str
+    name: str
+
+
+async def visit_types(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, VisitTypeName]:
+    """Visit types' codes and names (they never change once made: cached per worker)."""
+    out = {i: hit for i in ids if (hit := VISIT_TYPES.get(i)) is not None}
+    missing = ids - out.keys()
+    if missing:
+        for vid, code, name in await session.execute(
+            select(VisitType.id, VisitType.code, VisitType.name).where(VisitType.id.in_(missing))
+        ):
+            out[vid] = VisitTypeName(code, name)
+            VISIT_TYPES.set(vid, out[vid])
+    return out
+
+
+async def schedules_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Schedule]:
     if not ids:
         return {}
-    rows = await session.scalars(select(VisitType).where(VisitType.id.in_(ids)))
-    return {v.id: v for v in rows}
+    return {s.id: s for s in await session.scalars(select(Schedule).where(Schedule.id.in_(ids)))}
+
+
+async def slot_within(session: AsyncSession, *, slot_id: uuid.UUID, hospitals: frozenset[uuid.UUID]) -> bool:
+    """Whether the slot exists at one of these hospitals."""
+    found = await session.scalar(select(Slot.id).where(Slot.id == slot_id, Slot.hospital_id.in_(hospitals)))
+    return found is not None
 
 
 async def seen_at(session: AsyncSession, *, patient_id: uuid.UUID, hospitals: frozenset[uuid.UUID]) -> bool:

@@ -35,7 +35,7 @@ class Params:
 
     def __init__(self, request: Request, known: Iterable[str]) -> None:
         self.request = request
-        allowed = {*known, "_count", "_offset", "_id", *IGNORED}
+        allowed = {*known, "_count", "_offset", "_id", "_total", *IGNORED}
         self.values: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             name = key.split(":")[0]
@@ -94,6 +94,16 @@ class Params:
             except ValueError:
                 raise Invalid("bad_id", f"{part!r} is not an id of this server", details={"parameter": name}) from None
         return out
+
+    def exact_total(self) -> bool:
+        """``_total=accurate`` asks for the count of every match; otherwise ``total`` is given when the last
+        page is reached (``none`` and ``estimate`` are taken as that)."""
+        value = self.one("_total")
+        if value not in (None, "none", "estimate", "accurate"):
+            raise Invalid(
+                "bad_search_parameter", "_total is none, estimate or accurate", details={"parameter": "_total"}
+            )
+        return value == "accurate"
 
     def count(self) -> int:
         return self._int("_count", DEFAULT_COUNT, 1, MAX_COUNT)
@@ -184,7 +194,7 @@ def bundle(
         return {"relation": relation, "url": f"{base}/{resource_type}?{urlencode([*query, ('_offset', str(at))])}"}
 
     links = [link("self", offset)]
-    if offset + count < total:
+    if total is None or offset + count < total:
         links.append(link("next", offset + count))
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
@@ -196,7 +206,10 @@ def bundle(
         {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "include"}}
         for r in included
     ]
-    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        out["total"] = total
+    return {**out, "link": links, "entry": entries}
 
 
 def instant(at: datetime) -> str:

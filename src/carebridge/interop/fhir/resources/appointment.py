@@ -45,14 +45,9 @@ async def present(session: AsyncSession, appointments: list[Appointment]) -> lis
         department_ids={a.department_id for a in appointments},
         practitioner_ids={a.practitioner_id for a in appointments},
     )
-    schedules, _ = await scheduling.search_schedules(
-        session,
-        hospitals=frozenset(a.hospital_id for a in appointments),
-        ids=[a.schedule_id for a in appointments],
-        limit=len(appointments) or 1,
-    )
-    kinds = await scheduling.visit_types(session, {s.visit_type_id for s in schedules})
-    kind_of = {s.id: kinds.get(s.visit_type_id) for s in schedules}
+    schedules = await scheduling.schedules_by_id(session, {a.schedule_id for a in appointments})
+    kinds = await scheduling.visit_types(session, {s.visit_type_id for s in schedules.values()})
+    kind_of = {s.id: kinds.get(s.visit_type_id) for s in schedules.values()}
     out = []
     for a in appointments:
         resource: dict[str, Any] = {
@@ -126,6 +121,7 @@ async def search(request: Request, who: Caller = Depends(caller)) -> FhirRespons
             starts=params.instants("date", zone),
             statuses=statuses,
             limit=params.count(),
+            exact_total=params.exact_total(),
             offset=params.offset(),
         )
         resources = await present(session, rows)
@@ -187,10 +183,7 @@ async def create(
                 "the token does not act for this patient",
                 details={"field": "Appointment.participant"},
             )
-        views, _ = await scheduling.search_slots(
-            session, hospitals=who.hospitals, channel=who.channel, ids=[slot_id], limit=1
-        )
-        if not views:
+        if not await scheduling.slot_within(session, slot_id=slot_id, hospitals=who.hospitals):
             raise Invalid(
                 "unknown_reference",
                 f"Slot/{slot_id} is not known here",

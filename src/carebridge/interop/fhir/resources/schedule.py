@@ -83,6 +83,7 @@ async def search(request: Request, who: Caller = Depends(caller)) -> FhirRespons
             date_to=high,
             open_only={"true": True, "false": False}.get(active or ""),
             limit=params.count(),
+            exact_total=params.exact_total(),
             offset=params.offset(),
         )
         resources = await present(session, rows)

@@ -78,6 +78,7 @@ async def search(request: Request, who: Caller = Depends(caller)) -> FhirRespons
             free=free,
             visit_type_codes=params.tokens("service-type"),
             limit=params.count(),
+            exact_total=params.exact_total(),
             offset=params.offset(),
         )
         resources = await _present(session, views)
