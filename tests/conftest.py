@@ -139,6 +139,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         argon2_memory_kib=1024,  # cheap hashes: tests create hundreds of accounts
         database_pool_size=20,
         sweep_interval_seconds=3600,  # tests run sweeps explicitly
+        usage_flush_seconds=0.2,  # partner usage is read back soon after the calls
         files_dir=files_dir,
         max_attachment_bytes=256 * 1024,  # small enough to test the limit cheaply
         ws_max_frame_bytes=64 * 1024,

@@ -124,6 +124,8 @@ def test_signed_deliveries_retries_dead_letters_and_redelivery(
     clock.shift(timedelta(hours=25))
     dead = wait_for(lambda: ok(client.get(f"{log_url}?status=dead", headers=dev)), lambda log: len(log) == 1)[0]
     assert dead["event_id"] and dead["attempts"] == 2
+    alerts = ok(client.get(f"{APPS}/{world.app['id']}/alerts", headers=dev))
+    assert any(a["kind"] == "webhook_dead" and a["level"] == "critical" for a in alerts), alerts
     receiver.always = None
     ok(client.post(f"{log_url}/{dead['id']}/redeliver", headers=dev))
     wait_for(

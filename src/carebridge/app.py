@@ -27,6 +27,7 @@ from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddle
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
 from carebridge.events.relay import OutboxRelay
+from carebridge.openplatform.usage import UsageMiddleware
 from carebridge.prescribing import knowledge
 from carebridge.prescribing import service as prescriptions
 from carebridge.prescribing.api import FORMULARY_IMPORT_PATH
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (FORMULARY_IMPORT_PATH, settings.max_formulary_csv_bytes),
         (INGEST_PATH, settings.supervision_ingest_max_bytes),
     ]
+    app.add_middleware(UsageMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, larger=uploads)
     app.add_middleware(RequestContextMiddleware)
 

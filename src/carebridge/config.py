@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     oauth_access_token_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     oauth_backend_token_seconds: int = Field(default=300, ge=60, le=3600)  # SMART Backend Services: <= 5 min
     oauth_refresh_token_days: int = Field(default=90, ge=1, le=365)
+    # Partner apps' limits (a platform admin may set others per app): requests per second per worker (bursts up
+    # to twice that), calls per day (UTC); how often usage counts are written and the quota totals re-read.
+    partner_rate_limit_per_second: int = Field(default=50, ge=1, le=100_000)
+    partner_daily_quota: int = Field(default=100_000, ge=1)
+    usage_flush_seconds: float = Field(default=5.0, gt=0, le=300)
     # Webhooks: how often the sender looks for due deliveries.
     webhook_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     # Cookie security: pages set `Secure` cookies unless served over plain HTTP in development.

@@ -20,8 +20,10 @@ class DomainError(Exception):
         *,
         status: int | None = None,
         details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.code = code or self.code
+        self.headers = headers or {}
         self.status = status or self.status
         self.message = message or self.code.replace("_", " ")
         self.details = details or {}

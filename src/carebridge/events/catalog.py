@@ -13,9 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CATALOG_VERSION = "1.6"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
+CATALOG_VERSION = "1.7"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
 # delivery.*, follow_up.*; 1.4: hospital.registered, hospital profiles, consultation eligibility facts;
-# 1.5: consultation.rated, complaint.filed; 1.6: partner_app.* (minor changes: new types and optional fields)
+# 1.5: consultation.rated, complaint.filed; 1.6: partner_app.*; 1.7: partner_app.limits_changed (minor changes:
+# new types and optional fields)
 SUPPORTED_VERSIONS = (
     "1.0",
     "1.1",
@@ -24,6 +25,7 @@ SUPPORTED_VERSIONS = (
     "1.4",
     "1.5",
     "1.6",
+    "1.7",
 )  # what readers of the catalog (e.g. ingest) accept
 
 
@@ -354,6 +356,17 @@ class PartnerAppChanged(EventData):
     decision: str | None = None
 
 
+class PartnerAppLimits(EventData):
+    """A platform admin set an app's rate limit or daily quota (None: the platform's default)."""
+
+    app_id: uuid.UUID
+    client_id: str
+    kind: str
+    status: str
+    rate_limit_per_second: int | None = None
+    daily_quota: int | None = None
+
+
 class PartnerAppAccess(EventData):
     """A hospital granted an app access, or revoked it (the envelope's hospital_id is the hospital)."""
 
@@ -412,11 +425,14 @@ CATALOG: dict[str, type[EventData]] = {
     "partner_app.reviewed": PartnerAppChanged,
     "partner_app.access_granted": PartnerAppAccess,
     "partner_app.access_revoked": PartnerAppAccess,
+    "partner_app.limits_changed": PartnerAppLimits,
 }
 
 
 def _since(type_: str) -> str:
     family = type_.split(".", 1)[0]
+    if type_ == "partner_app.limits_changed":
+        return "1.7"
     if family == "partner_app":
         return "1.6"
     if type_ in ("consultation.rated", "complaint.filed"):

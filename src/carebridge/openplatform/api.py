@@ -11,6 +11,7 @@ from carebridge.auth.principal import Principal
 from carebridge.auth.schemas import UserOut
 from carebridge.database.engine import Database
 from carebridge.openplatform import service
+from carebridge.openplatform.limits_api import router as limits_router
 from carebridge.openplatform.models import AppStatus
 from carebridge.openplatform.oauth_api import router as oauth_router
 from carebridge.openplatform.schemas import AppIn, AppOut, DeveloperIn, GrantOut, ReviewIn
@@ -119,3 +120,4 @@ router = APIRouter()
 router.include_router(v1)
 router.include_router(oauth_router)
 router.include_router(webhooks_router)
+router.include_router(limits_router)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from carebridge.core.periodic import Periodic
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
-from carebridge.openplatform import tokens, webhooks
+from carebridge.openplatform import tokens, usage, webhooks
 from carebridge.openplatform.webhook_sender import sender
 from carebridge.scheduling import sweeps
 
@@ -24,3 +25,4 @@ def subscribe(bus: MemoryBus, app: Any) -> None:
     settings = app.state.settings
     if settings.background_tasks:
         app.state.background.append(sender(app.state.db, settings.webhook_interval_seconds))
+    app.state.background.append(Periodic(app.state.db, settings.usage_flush_seconds, usage.METER.flush, "usage_flush"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Index, String, UniqueConstraint, text
@@ -44,6 +44,9 @@ class PartnerApp(IdMixin, Base):
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # public keys of a backend app
     status: Mapped[AppStatus] = mapped_column(enum_type(AppStatus), default=AppStatus.pending)
     status_reason: Mapped[str | None] = mapped_column(String(500))
+    # Limits a platform admin set for this app; None: the platform's defaults (docs/openplatform.md).
+    rate_limit_per_second: Mapped[int | None]
+    daily_quota: Mapped[int | None]
     reviewed_by: Mapped[uuid.UUID | None]
     reviewed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -177,3 +180,20 @@ class WebhookDelivery(IdMixin, Base):
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_app", "app_id", "created_at"),
     )
+
+
+class PartnerUsage(IdMixin, Base):
+    """An app's calls in one hour (UTC), by endpoint and status: count, total and longest time taken."""
+
+    __tablename__ = "partner_usage"
+
+    app_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    hour: Mapped[int]
+    endpoint: Mapped[str] = mapped_column(String(120))
+    status: Mapped[int]
+    count: Mapped[int]
+    total_ms: Mapped[float]
+    max_ms: Mapped[float]
+
+    __table_args__ = (UniqueConstraint("app_id", "day", "hour", "endpoint", "status"),)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from carebridge.core.schemas import Input, Output
 from carebridge.openplatform.models import AppKind, AppStatus, DeliveryStatus
@@ -45,6 +45,8 @@ class AppOut(Output):
     webhook_url: str | None
     jwks: dict[str, Any] | None
     channel: str  # its pool in each slot: hospitals move capacity there for the app's bookings
+    rate_limit_per_second: int | None
+    daily_quota: int | None
     status: AppStatus
     status_reason: str | None
     reviewed_at: datetime | None
@@ -94,3 +96,36 @@ class DeliveryOut(Output):
     last_ms: float | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+class LimitsIn(Input):
+    rate_limit_per_second: StrictInt | None = Field(default=None, ge=1, le=100_000, description="None: the default")
+    daily_quota: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000, description="None: the default")
+
+
+class UsageRow(Output):
+    day: date
+    hour: int
+    endpoint: str
+    status: int
+    count: int
+    total_ms: float
+    max_ms: float
+
+
+class UsageOut(Output):
+    app_id: uuid.UUID
+    since: date
+    rate_limit_per_second: int
+    daily_quota: int
+    calls_today: int
+    rows: list[UsageRow]
+
+
+class AlertOut(Output):
+    app_id: uuid.UUID
+    client_id: str | None
+    kind: Literal["error_rate", "webhook_dead", "webhook_failing"]
+    level: Literal["warning", "critical"]
+    message: str
+    details: dict[str, Any]

@@ -222,6 +222,33 @@ async def review(
     return app
 
 
+async def set_limits(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    app_id: uuid.UUID,
+    rate_limit_per_second: int | None,
+    daily_quota: int | None,
+) -> PartnerApp:
+    """A platform admin's limits for one app (None: the platform's defaults); in force at once everywhere."""
+    principal.require_role(Role.platform_admin)
+    app = await get_app(session, principal=principal, app_id=app_id)
+    app.rate_limit_per_second = rate_limit_per_second
+    app.daily_quota = daily_quota
+    app.updated_at = clock.now()
+    await session.flush()
+    _emit(
+        session,
+        principal,
+        "partner_app.limits_changed",
+        app,
+        rate_limit_per_second=rate_limit_per_second,
+        daily_quota=daily_quota,
+    )
+    await cache.invalidate(session, tokens.ACCESS)
+    return app
+
+
 async def grant(
     session: AsyncSession, *, principal: Principal, app_id: uuid.UUID, hospital_id: uuid.UUID
 ) -> HospitalGrant:

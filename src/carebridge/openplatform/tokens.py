@@ -72,6 +72,8 @@ class PartnerAccess:
     patient_id: uuid.UUID | None
     hospitals: frozenset[uuid.UUID]
     expires_at: datetime
+    rate_limit_per_second: int | None = None
+    daily_quota: int | None = None
 
     @property
     def actor(self) -> str:
@@ -306,6 +308,8 @@ async def access_for(session: AsyncSession, token: str) -> PartnerAccess | None:
                 OAuthToken.patient_id,
                 OAuthToken.access_expires_at,
                 OAuthToken.revoked_at,
+                PartnerApp.rate_limit_per_second,
+                PartnerApp.daily_quota,
             )
             .join(PartnerApp, PartnerApp.id == OAuthToken.app_id)
             .where(OAuthToken.access_hash == h)
@@ -313,7 +317,7 @@ async def access_for(session: AsyncSession, token: str) -> PartnerAccess | None:
     ).first()
     if row is None:
         return None
-    token_id, app_id, client_id, kind, status, scope, user_id, patient_id, expires_at, revoked_at = row
+    token_id, app_id, client_id, kind, status, scope, user_id, patient_id, expires_at, revoked_at, rate, quota = row
     if revoked_at is not None or expires_at <= now or status != AppStatus.approved:
         return None
     hospitals = (
@@ -331,6 +335,8 @@ async def access_for(session: AsyncSession, token: str) -> PartnerAccess | None:
         patient_id=patient_id,
         hospitals=frozenset(hospitals),
         expires_at=expires_at,
+        rate_limit_per_second=rate,
+        daily_quota=quota,
     )
     ACCESS.set(h, access)
     return access

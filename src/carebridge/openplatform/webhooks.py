@@ -94,7 +94,7 @@ def _check_types(event_types: list[str]) -> list[str]:
     return list(dict.fromkeys(event_types))
 
 
-async def _own_app(session: AsyncSession, principal: Principal, app_id: uuid.UUID) -> PartnerApp:
+async def owned_app(session: AsyncSession, principal: Principal, app_id: uuid.UUID) -> PartnerApp:
     app = await session.get(PartnerApp, app_id)
     if app is None or not (principal.role == Role.platform_admin or app.owner_user_id == principal.user_id):
         raise not_found("partner app", app_id)
@@ -107,7 +107,7 @@ async def subscribe(
     """A new subscription with its secret (the answer shows it this once). The URL defaults to the app's webhook
     URL."""
     principal.require_role(Role.developer)
-    app = await _own_app(session, principal, app_id)
+    app = await owned_app(session, principal, app_id)
     target = url or app.webhook_url
     if not target:
         raise InvalidInput("webhook_url_required", "give a url (the app has no webhook_url)", details={"field": "url"})
@@ -133,7 +133,7 @@ async def subscribe(
 
 
 async def subscriptions(session: AsyncSession, *, principal: Principal, app_id: uuid.UUID) -> list[WebhookSubscription]:
-    app = await _own_app(session, principal, app_id)
+    app = await owned_app(session, principal, app_id)
     query = select(WebhookSubscription).where(WebhookSubscription.app_id == app.id)
     return list((await session.scalars(query.order_by(WebhookSubscription.created_at))).all())
 
@@ -141,7 +141,7 @@ async def subscriptions(session: AsyncSession, *, principal: Principal, app_id: 
 async def unsubscribe(
     session: AsyncSession, *, principal: Principal, app_id: uuid.UUID, subscription_id: uuid.UUID
 ) -> None:
-    app = await _own_app(session, principal, app_id)
+    app = await owned_app(session, principal, app_id)
     done = await session.execute(
         update(WebhookSubscription)
         .where(
@@ -159,7 +159,7 @@ async def deliveries(
     session: AsyncSession, *, principal: Principal, app_id: uuid.UUID, status: DeliveryStatus | None, limit: int
 ) -> list[WebhookDelivery]:
     """The delivery log, newest first."""
-    app = await _own_app(session, principal, app_id)
+    app = await owned_app(session, principal, app_id)
     query = select(WebhookDelivery).where(WebhookDelivery.app_id == app.id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
@@ -170,7 +170,7 @@ async def redeliver(
     session: AsyncSession, *, principal: Principal, app_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> WebhookDelivery:
     """Send a delivery again now (a dead letter, or one the app wants again); its 24 hours start over."""
-    app = await _own_app(session, principal, app_id)
+    app = await owned_app(session, principal, app_id)
     now = clock.now()
     done = await session.execute(
         update(WebhookDelivery)

@@ -15,7 +15,7 @@ from carebridge.auth.principal import Principal
 from carebridge.core.errors import Forbidden, Unauthorized
 from carebridge.database.engine import Database
 from carebridge.openplatform import scopes as smart
-from carebridge.openplatform import tokens
+from carebridge.openplatform import tokens, usage
 from carebridge.openplatform.models import partner_channel
 from carebridge.patients import service as patients
 
@@ -80,5 +80,11 @@ async def caller(request: Request) -> Caller:
         access = await tokens.access_for(session, token)
     if access is None:
         raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
-    request.state.partner = access
+    request.state.partner = access  # the call is counted in the app's usage, refused or not
+    settings = request.app.state.settings
+    usage.METER.admit(
+        access.app_id,
+        rate=access.rate_limit_per_second or settings.partner_rate_limit_per_second,
+        daily_quota=access.daily_quota or settings.partner_daily_quota,
+    )
     return Caller(access)
