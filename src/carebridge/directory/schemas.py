@@ -5,7 +5,7 @@ from datetime import date
 
 from pydantic import Field, StrictBool, StrictStr
 
-from carebridge.core.schemas import Input, Output
+from carebridge.core.schemas import Input, Output, Patch
 from carebridge.directory.models import FilingKind, HospitalLevel, PractitionerStatus, PractitionerTitle
 
 Code = StrictStr
@@ -37,7 +37,9 @@ class HospitalIn(Input):
     phone: StrictStr | None = Field(default=None, max_length=32)
 
 
-class HospitalPatch(Input):
+class HospitalPatch(Patch):
+    NOT_NULL = frozenset({"name", "level", "licence_number", "licence_expires_on", "is_internet_hospital", "active"})
+
     name: StrictStr | None = Field(default=None, min_length=2, max_length=120)
     short_name: StrictStr | None = Field(default=None, max_length=40)
     level: HospitalLevel | None = None
@@ -96,7 +98,9 @@ class DepartmentIn(Input):
     description: StrictStr | None = Field(default=None, max_length=500)
 
 
-class DepartmentPatch(Input):
+class DepartmentPatch(Patch):
+    NOT_NULL = frozenset({"name", "standard_code", "active"})
+
     name: StrictStr | None = Field(default=None, min_length=1, max_length=80)
     standard_code: StrictStr | None = Field(default=None, pattern=r"^\d{2}(\.\d{2}){0,2}$")
     campus_id: uuid.UUID | None = None
@@ -150,7 +154,9 @@ class PractitionerIn(Input):
     filing: FilingIn | None = None
 
 
-class PractitionerPatch(Input):
+class PractitionerPatch(Patch):
+    NOT_NULL = frozenset({"name", "title", "specialty", "status"})
+
     name: StrictStr | None = Field(default=None, min_length=1, max_length=40)
     title: PractitionerTitle | None = None
     specialty: StrictStr | None = Field(default=None, min_length=1, max_length=80)

@@ -34,6 +34,7 @@ from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit
 from carebridge.core.errors import Forbidden, InvalidInput, not_found
+from carebridge.directory import service as directory
 from carebridge.prescribing import knowledge
 from carebridge.prescribing.models import AntibioticGrade, Drug, SpecialControl
 
@@ -237,6 +238,7 @@ async def import_csv(
     """Create or update the hospital's drugs from CSV (columns: ``COLUMNS``). 422 ``formulary_import_invalid``
     with ``details.errors`` (line by line) and nothing written if any line is wrong."""
     require_formulary_admin(principal, hospital_id)
+    await directory.get_hospital(session, hospital_id)  # 404 for a hospital that does not exist
     rows, report = parse_csv(text, knowledge.current())
     if report.errors:
         raise InvalidInput(
@@ -288,6 +290,7 @@ def add_rows(session: AsyncSession, hospital_id: uuid.UUID, rows: list[DrugField
 
 async def add_drug(session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, fields: DrugFields) -> Drug:
     require_formulary_admin(principal, hospital_id)
+    await directory.get_hospital(session, hospital_id)  # 404 for a hospital that does not exist
     taken = await session.scalar(select(Drug.id).where(Drug.hospital_id == hospital_id, Drug.code == fields.code))
     if taken is not None:
         raise InvalidInput(
@@ -306,9 +309,14 @@ async def change_drug(
     if drug is None:
         raise not_found("drug", drug_id)
     require_formulary_admin(principal, drug.hospital_id)
-    merged = DrugFields.model_validate(
-        {**{c: getattr(drug, c) for c in COLUMNS}, **changes}
-    )  # the whole line must stay valid
+    try:  # the whole line must stay valid
+        merged = DrugFields.model_validate({**{c: getattr(drug, c) for c in COLUMNS}, **changes})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInput(
+            "invalid_drug", f"the drug would not be valid: {first['msg']}", details={"field": where}
+        ) from None
     for k, v in merged.model_dump().items():
         setattr(drug, k, v)
     await session.flush()

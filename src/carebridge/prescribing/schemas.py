@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, StrictFloat, StrictInt, StrictStr
 
-from carebridge.core.schemas import Input, Output
+from carebridge.core.schemas import Input, Output, Patch
 from carebridge.prescribing.models import (
     AntibioticGrade,
     DeliveryStatus,
@@ -41,7 +41,9 @@ class DrugPage(Output):
     total: int
 
 
-class DrugChangeIn(Input):
+class DrugChangeIn(Patch):
+    NOT_NULL = frozenset({"generic_name", "form", "strength", "price_fen", "category", "active"})
+
     generic_name: StrictStr | None = Field(default=None, min_length=1, max_length=120)
     form: StrictStr | None = Field(default=None, min_length=1, max_length=40)
     strength: StrictStr | None = Field(default=None, min_length=1, max_length=60)

@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from carebridge.core.schemas import Input, Output
+from carebridge.core.schemas import Input, Output, Patch
 from carebridge.scheduling.models import AppointmentStatus, ScheduleStatus, Session, WaitlistStatus
 
 Pools = dict[StrictStr, StrictInt]
@@ -49,7 +49,9 @@ class TemplateIn(Input):
     pools: Pools = Field(min_length=1, max_length=8)
 
 
-class TemplatePatch(Input):
+class TemplatePatch(Patch):
+    NOT_NULL = frozenset({"start_time", "end_time", "slot_minutes", "pools", "active"})
+
     start_time: time | None = None
     end_time: time | None = None
     slot_minutes: StrictInt | None = Field(default=None, ge=5, le=240)

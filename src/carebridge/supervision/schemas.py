@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictStr, StringConstraints
 
-from carebridge.core.schemas import Input, Output
+from carebridge.core.schemas import Input, Output, Patch
 from carebridge.supervision.models import ScopeKind, Severity
 
 GroupBy = Literal["practitioner", "hospital", "patient", "subject"]
@@ -25,7 +25,9 @@ class RuleIn(Input):
     group_by: GroupBy | None = None
 
 
-class RulePatch(Input):
+class RulePatch(Patch):
+    NOT_NULL = frozenset({"name", "params", "severity", "enabled", "scope_kind", "group_by"})
+
     version: int | None = Field(default=None, ge=1, description="the version you edited; 409 if it moved on")
     name: StrictStr | None = Field(default=None, min_length=2, max_length=200)
     params: dict[str, Any] | None = Field(default=None, max_length=20)
@@ -232,7 +234,9 @@ class PlatformIn(Input):
     regions: list[RegionCode] = Field(min_length=1, max_length=50, description="GB/T 2260 codes it reports for")
 
 
-class PlatformPatch(Input):
+class PlatformPatch(Patch):
+    NOT_NULL = frozenset({"name", "regions", "active"})
+
     name: StrictStr | None = Field(default=None, min_length=2, max_length=200)
     regions: list[RegionCode] | None = Field(default=None, min_length=1, max_length=50)
     active: StrictBool | None = None
