@@ -23,6 +23,7 @@ from tests.test_oauth import (
     approved,
     assertion,
     authorize_params,
+    code_exchange,
     consent,
     patient_browser,
     pkce,
@@ -88,6 +89,7 @@ class World:
         self.scopes = scopes
         self.app = approved(client, admin_token, patient_app(scopes=scopes))
         self.developer = self.app["developer_token"]
+        self.sandbox = ok(client.get(f"/api/v1/partner-apps/{self.app['id']}/sandbox", headers=auth(self.developer)))
         channel = self.app["channel"]
         ok(
             client.put(
@@ -105,13 +107,7 @@ class World:
         verifier, challenge = pkce()
         params = authorize_params(client, self.app, challenge, scope=scope or " ".join(self.scopes))
         code = redirect_query(consent(browser, params, patient_id))["code"]
-        exchange = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": self.app["client_id"],
-            "code_verifier": verifier,
-        }
+        exchange = code_exchange(self.app, code, verifier)
         return ok(client.post("/oauth/token", data=exchange))["access_token"]
 
 
@@ -176,7 +172,9 @@ def test_slots_patient_booking_and_isolation(client: httpx.Client, schema: Schem
     outcome(client.get(f"{FHIR}/Organization/{world.y.hospital_id}", headers=h), schema, 404, "not_found")
     assert fhir(client.get(f"{FHIR}/Organization/{world.x.hospital_id}", headers=h), schema)["name"]
     orgs = fhir(client.get(f"{FHIR}/Organization", headers=h), schema)
-    assert [e["resource"]["id"] for e in orgs["entry"]] == [world.x.hospital_id]
+    assert sorted(e["resource"]["id"] for e in orgs["entry"]) == sorted(
+        [world.x.hospital_id, world.sandbox["hospital_id"]]
+    )
     doctor = fhir(client.get(f"{FHIR}/Practitioner/{world.x.practitioner_id}", headers=h), schema)
     assert doctor["name"][0]["text"]
     fhir(client.get(f"{FHIR}/HealthcareService/{world.x.department_id}", headers=h), schema)

@@ -68,6 +68,17 @@ def consent(browser: httpx.Client, params: dict, patient_id: str, decision: str 
     return browser.post("/oauth/authorize", data=form)
 
 
+def code_exchange(app: dict, code: str, verifier: str) -> dict[str, str]:
+    """The token request that redeems an authorization code (the app's redirect URI and PKCE verifier)."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": app["client_id"],
+        "code_verifier": verifier,
+    }
+
+
 def redirect_query(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 302, response.text
     location = response.headers["location"]
@@ -114,13 +125,7 @@ def test_patient_consents_with_pkce_then_refresh_rotates(client: httpx.Client, a
 
     answer = redirect_query(consent(browser, params, patient_id))
     assert answer["state"] == "st-123" and answer["code"]
-    exchange = {
-        "grant_type": "authorization_code",
-        "code": answer["code"],
-        "redirect_uri": REDIRECT,
-        "client_id": app["client_id"],
-        "code_verifier": verifier,
-    }
+    exchange = code_exchange(app, answer["code"], verifier)
     token = ok(client.post("/oauth/token", data=exchange))
     assert token["token_type"] == "Bearer" and token["patient"] == patient_id
     assert token["scope"] == params["scope"] and token["refresh_token"].startswith("cbr_")

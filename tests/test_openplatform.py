@@ -143,22 +143,24 @@ def test_review_and_hospital_grants(server, client: httpx.Client, admin_token: s
     ]
     assert client.get(f"/api/v1/hospitals/{x.hospital_id}/partner-apps", headers=hy).status_code == 403
     assert ok(client.get(f"/api/v1/hospitals/{y.hospital_id}/partner-apps", headers=hy)) == []
+    # the app's own sandbox hospital is granted from the approval on
+    sandbox = ok(client.get(f"{APPS}/{app['id']}/sandbox", headers=dev))["hospital_id"]
     grants = ok(client.get(f"{APPS}/{app['id']}/grants", headers=dev))
-    assert [g["hospital_id"] for g in grants] == [x.hospital_id]
-    assert acts_for(server, app["id"]) == [x.hospital_id]
+    assert sorted(g["hospital_id"] for g in grants) == sorted([x.hospital_id, sandbox])
+    assert sorted(acts_for(server, app["id"])) == sorted([x.hospital_id, sandbox])
     # suspended: the grant stays as consent, but the app acts for no hospital until approved again
     ok(client.post(review, headers=admin, json={"decision": "suspend", "reason": "数据使用超出申报范围"}))
     assert app["id"] not in [a["id"] for a in ok(client.get(APPS, headers=hx))]
     assert client.put(f"/api/v1/hospitals/{y.hospital_id}/partner-apps/{app['id']}", headers=hy).status_code == 409
     assert acts_for(server, app["id"]) == []
     ok(client.post(review, headers=admin, json={"decision": "approve"}))
-    assert acts_for(server, app["id"]) == [x.hospital_id]
+    assert sorted(acts_for(server, app["id"])) == sorted([x.hospital_id, sandbox])  # the same sandbox, kept
     # revoke: another hospital cannot, then the hospital does; revoking twice is 404
     assert client.delete(grant_x, headers=hy).status_code == 403
     revoked = ok(client.delete(grant_x, headers=hx))
     assert revoked["revoked_at"] is not None
     assert client.delete(grant_x, headers=hx).status_code == 404
-    assert acts_for(server, app["id"]) == []
+    assert acts_for(server, app["id"]) == [sandbox]
     regranted = ok(client.put(grant_x, headers=hx), 201)  # consent may be given again
     assert regranted["id"] != granted["id"]
     history = ok(client.get(f"/api/v1/hospitals/{x.hospital_id}/partner-apps", headers=hx))
@@ -187,3 +189,28 @@ def test_rejected_apps_stay_rejected(client: httpx.Client, admin_token: str) -> 
     assert r.status_code == 409 and r.json()["error"]["code"] == "app_status"
     shown = ok(client.get(f"{APPS}/{app['id']}", headers=dev))
     assert shown["status"] == "rejected" and shown["status_reason"] == "材料不全"
+
+
+def test_developer_changes_names_uris_and_keys(client: httpx.Client) -> None:
+    dev = auth(make_developer(client))
+    app = ok(client.post(APPS, headers=dev, json=patient_app()), 201)
+    url = f"{APPS}/{app['id']}"
+    changed = ok(client.patch(url, headers=dev, json={"name": "新名字", "redirect_uris": ["https://app.example/cb2"]}))
+    assert changed["name"] == "新名字" and changed["redirect_uris"] == ["https://app.example/cb2"]
+    cases = [
+        ({"redirect_uris": ["http://app.example/cb"]}, "bad_redirect_uri"),
+        ({"redirect_uris": []}, "redirect_uri_required"),
+        ({"redirect_uris": None}, "invalid_input"),
+        ({"scopes": ["patient/*.cruds"]}, "invalid_input"),  # what was approved stays
+        ({"jwks": {"keys": []}}, "jwks_not_allowed"),
+    ]
+    for body, code in cases:
+        r = client.patch(url, headers=dev, json=body)
+        assert r.status_code == 422 and r.json()["error"]["code"] == code, (body, r.text)
+    assert ok(client.get(url, headers=dev))["redirect_uris"] == ["https://app.example/cb2"]  # nothing changed
+    assert client.patch(url, headers=auth(make_developer(client)), json={"name": "别人的"}).status_code == 404
+    # a backend app rotates its keys
+    backend = ok(client.post(APPS, headers=dev, json=backend_app()), 201)
+    new_key = ECKey.generate_key("P-256").as_dict(private=False)
+    rotated = ok(client.patch(f"{APPS}/{backend['id']}", headers=dev, json={"jwks": {"keys": [new_key]}}))
+    assert rotated["jwks"]["keys"][0]["x"] == new_key["x"]

@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "(carebridge worker): docs/configuration.md."
         ),
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own pages load Swagger UI from a CDN: the portal serves it (/portal/docs/api)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db

@@ -136,7 +136,7 @@ async def load_demo_data(
                 return summary
             builder = _Builder(session, seed=seed, today=today)
             await builder.build(hospitals)
-            builder.summary.formulary_drugs = await _formulary(session, builder.hospital_ids)
+            builder.summary.formulary_drugs = await load_formulary(session, builder.hospital_ids)
         summary = builder.summary
         summary.seed = seed
         summary.data_seconds = _time.perf_counter() - started
@@ -147,7 +147,7 @@ async def load_demo_data(
     return summary
 
 
-async def _formulary(session: AsyncSession, hospital_ids: list[uuid.UUID]) -> int:
+async def load_formulary(session: AsyncSession, hospital_ids: list[uuid.UUID]) -> int:
     """Every demo hospital gets the demo formulary (demo/formulary.csv), through the import's own checks."""
     from importlib import resources
 
@@ -497,7 +497,7 @@ class _Builder:
             f"region {province} {province_name}",
             region_code=province,
         )
-        await user("dev1", Role.developer, "某健康科技 开发者", "partner apps: docs/openplatform.md")
+        await user("dev1", Role.developer, "某健康科技 开发者", "developer portal /portal")
 
         used_ids: set[str] = set()
         home = first.spec.district.code
@@ -561,23 +561,27 @@ class _Builder:
             await self._patient(names.make_patient(rng, self.today, used_ids))
 
     async def _patient(self, person: names.PatientSpec) -> uuid.UUID:
-        cipher = crypto.cipher()
-        patient_id = new_id()
-        await self.add(
-            Patient,
-            id=patient_id,
-            region=person.region,
-            name=person.name,
-            id_number=person.id_number,
-            id_number_index=cipher.blind_index("id_number", person.id_number),
-            phone=person.phone,
-            phone_index=cipher.blind_index("phone", person.phone),
-            key_version=cipher.current_version,
-            birth_date=person.birth_date,
-            sex=Sex(person.sex),
-        )
+        row = patient_row(person)
+        await self.add(Patient, **row)
         self.summary.patients += 1
-        return patient_id
+        return row["id"]
+
+
+def patient_row(person: names.PatientSpec) -> dict[str, Any]:
+    """A demo person as a patients row: sealed columns take the plaintext, blind indexes for exact lookup."""
+    cipher = crypto.cipher()
+    return {
+        "id": new_id(),
+        "region": person.region,
+        "name": person.name,
+        "id_number": person.id_number,
+        "id_number_index": cipher.blind_index("id_number", person.id_number),
+        "phone": person.phone,
+        "phone_index": cipher.blind_index("phone", person.phone),
+        "key_version": cipher.current_version,
+        "birth_date": person.birth_date,
+        "sex": Sex(person.sex),
+    }
 
 
 def _years_ago(today: date, years: int) -> date:

@@ -64,6 +64,8 @@ class Hospital(IdMixin, Base):
     address: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))  # the hospital's public switchboard, not personal data
     active: Mapped[bool] = mapped_column(default=True)
+    # A partner app's sandbox (demo data to develop against): not in public searches, not reported to regulators
+    sandbox_app_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 

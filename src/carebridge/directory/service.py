@@ -136,7 +136,8 @@ def hospital_profile(hospital: Hospital) -> dict[str, Any]:
 
 async def hospital_profiles(session: AsyncSession) -> list[dict[str, Any]]:
     """Every hospital's profile (the supervision engine's start-up reconciliation)."""
-    return [hospital_profile(h) for h in (await session.scalars(select(Hospital).order_by(Hospital.id))).all()]
+    query = select(Hospital).where(Hospital.sandbox_app_id.is_(None)).order_by(Hospital.id)  # sandboxes: not reported
+    return [hospital_profile(h) for h in (await session.scalars(query)).all()]
 
 
 def _check_timezone(name: str) -> None:
@@ -206,6 +207,8 @@ async def search_hospitals(
     query: Select[Any] = select(Hospital).where(Hospital.active.is_(True))
     if within is not None:
         query = query.where(Hospital.id.in_(within))
+    else:  # the public directory: partner apps' sandbox hospitals are only for the apps themselves
+        query = query.where(Hospital.sandbox_app_id.is_(None))
     if ids is not None:
         query = query.where(Hospital.id.in_(ids))
     if region_code:
@@ -583,6 +586,11 @@ async def search_practitioners(
                 PractitionerFiling.hospital_id.in_(select(Hospital.id).where(Hospital.region_code.in_(codes)))
             )
         query = query.where(Practitioner.id.in_(filed))
+    if within is None:  # the public directory: not the practitioners of partner apps' sandbox hospitals
+        sandboxed = select(PractitionerFiling.practitioner_id).where(
+            PractitionerFiling.hospital_id.in_(select(Hospital.id).where(Hospital.sandbox_app_id.is_not(None)))
+        )
+        query = query.where(Practitioner.id.not_in(sandboxed))
     if name:
         query = query.where(Practitioner.name.contains(name))
     if specialty:

@@ -13,10 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CATALOG_VERSION = "1.7"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
+CATALOG_VERSION = "1.8"  # 1.1: consultation.*; 1.2: call.*, consultation.handed_over; 1.3: record.*, prescription.*,
 # delivery.*, follow_up.*; 1.4: hospital.registered, hospital profiles, consultation eligibility facts;
-# 1.5: consultation.rated, complaint.filed; 1.6: partner_app.*; 1.7: partner_app.limits_changed (minor changes:
-# new types and optional fields)
+# 1.5: consultation.rated, complaint.filed; 1.6: partner_app.*; 1.7: partner_app.limits_changed; 1.8:
+# partner_app.sandbox_created, partner_app.updated (minor changes: new types and optional fields)
 SUPPORTED_VERSIONS = (
     "1.0",
     "1.1",
@@ -26,6 +26,7 @@ SUPPORTED_VERSIONS = (
     "1.5",
     "1.6",
     "1.7",
+    "1.8",
 )  # what readers of the catalog (e.g. ingest) accept
 
 
@@ -354,6 +355,7 @@ class PartnerAppChanged(EventData):
     kind: str
     status: str
     decision: str | None = None
+    changed: list[str] | None = None  # partner_app.updated: the fields the developer changed (since 1.8)
 
 
 class PartnerAppLimits(EventData):
@@ -368,7 +370,8 @@ class PartnerAppLimits(EventData):
 
 
 class PartnerAppAccess(EventData):
-    """A hospital granted an app access, or revoked it (the envelope's hospital_id is the hospital)."""
+    """A hospital granted an app access, or revoked it, or the app's sandbox hospital was made (the envelope's
+    hospital_id is the hospital)."""
 
     app_id: uuid.UUID
     client_id: str
@@ -426,11 +429,15 @@ CATALOG: dict[str, type[EventData]] = {
     "partner_app.access_granted": PartnerAppAccess,
     "partner_app.access_revoked": PartnerAppAccess,
     "partner_app.limits_changed": PartnerAppLimits,
+    "partner_app.sandbox_created": PartnerAppAccess,
+    "partner_app.updated": PartnerAppChanged,
 }
 
 
 def _since(type_: str) -> str:
     family = type_.split(".", 1)[0]
+    if type_ in ("partner_app.sandbox_created", "partner_app.updated"):
+        return "1.8"
     if type_ == "partner_app.limits_changed":
         return "1.7"
     if family == "partner_app":

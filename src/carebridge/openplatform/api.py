@@ -7,14 +7,26 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from carebridge.auth.dependencies import current_principal, get_db
+from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.auth.schemas import UserOut
+from carebridge.core.errors import not_found
 from carebridge.database.engine import Database
-from carebridge.openplatform import service
+from carebridge.openplatform import sandbox, service
 from carebridge.openplatform.limits_api import router as limits_router
 from carebridge.openplatform.models import AppStatus
 from carebridge.openplatform.oauth_api import router as oauth_router
-from carebridge.openplatform.schemas import AppIn, AppOut, DeveloperIn, GrantOut, ReviewIn
+from carebridge.openplatform.schemas import (
+    AppIn,
+    AppOut,
+    AppPatch,
+    DeveloperIn,
+    GrantOut,
+    ReviewIn,
+    SandboxAccountOut,
+    SandboxEntry,
+    SandboxOut,
+)
 from carebridge.openplatform.webhooks_api import router as webhooks_router
 
 v1 = APIRouter(prefix="/api/v1", tags=["open platform"])
@@ -52,6 +64,44 @@ async def get_app(
 ) -> AppOut:
     async with db.read() as session:
         return AppOut.model_validate(await service.get_app(session, principal=principal, app_id=app_id))
+
+
+@v1.patch(
+    "/partner-apps/{app_id}",
+    response_model=AppOut,
+    summary="Change an app's names, redirect URIs, keys or webhook URL (its developer)",
+)
+async def update_app(
+    app_id: uuid.UUID, body: AppPatch, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> AppOut:
+    async with db.transaction() as session:
+        return AppOut.model_validate(await service.update_app(session, principal=principal, app_id=app_id, data=body))
+
+
+@v1.get(
+    "/partner-apps/{app_id}/sandbox",
+    response_model=SandboxOut,
+    summary="The app's sandbox hospital and its test patient accounts (its developer, platform admins)",
+)
+async def get_sandbox(
+    app_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> SandboxOut:
+    principal.require_role(Role.developer, Role.platform_admin)
+    async with db.transaction() as session:  # the read of the test passwords is audited
+        app = await service.get_app(session, principal=principal, app_id=app_id)
+        box = await sandbox.view(session, principal=principal, app=app)
+        if box is None:
+            raise not_found("sandbox of partner app", app_id)
+        return SandboxOut(
+            app_id=app.id,
+            hospital_id=box.hospital.id,
+            hospital_name=box.hospital.name,
+            organization=f"Organization/{box.hospital.id}",
+            schedules_until=box.sandbox.schedules_until,
+            departments=[SandboxEntry(id=d.id, name=d.name) for d in box.departments],
+            practitioners=[SandboxEntry(id=p.id, name=p.name) for p in box.practitioners],
+            test_patients=[SandboxAccountOut.model_validate(t) for t in box.test_patients],
+        )
 
 
 @v1.post("/partner-apps/{app_id}/review", response_model=AppOut, summary="Approve, suspend or reject an app")

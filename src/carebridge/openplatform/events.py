@@ -9,7 +9,7 @@ from typing import Any
 from carebridge.core.periodic import Periodic
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
-from carebridge.openplatform import tokens, usage, webhooks
+from carebridge.openplatform import sandbox, tokens, usage, webhooks
 from carebridge.openplatform.webhook_sender import sender
 from carebridge.scheduling import sweeps
 
@@ -21,6 +21,7 @@ async def forget_step(db: Database) -> dict[str, int]:
 
 def subscribe(bus: MemoryBus, app: Any) -> None:
     sweeps.register(forget_step)
+    sweeps.register(sandbox.roll_step)
     bus.subscribe_batch(webhooks.CONSUMER, "*", webhooks.enqueue)
     settings = app.state.settings
     if settings.background_tasks:

@@ -82,6 +82,29 @@ class HospitalGrant(IdMixin, Base):
     )
 
 
+class Sandbox(IdMixin, Base):
+    """An approved app's sandbox hospital (openplatform.sandbox): its demo data rolls forward day by day."""
+
+    __tablename__ = "partner_sandboxes"
+
+    app_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    schedules_until: Mapped[date]  # the last day with generated schedules
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class SandboxPatient(IdMixin, Base):
+    """A test patient account of a sandbox, to sign in with on the consent page; fictitious people only, so its
+    password is kept (encrypted) and shown to the app's developer."""
+
+    __tablename__ = "partner_sandbox_patients"
+
+    sandbox_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    username: Mapped[str] = mapped_column(String(40))
+    password: Mapped[str] = mapped_column(EncryptedString(200))
+
+
 class AuthorizationCode(IdMixin, Base):
     """A one-time code from the consent page (authorization code with PKCE); only its SHA-256 is stored."""
 

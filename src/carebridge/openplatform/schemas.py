@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
-from carebridge.core.schemas import Input, Output
+from carebridge.core.schemas import Input, Output, Patch
 from carebridge.openplatform.models import AppKind, AppStatus, DeliveryStatus
 
 
@@ -26,6 +26,19 @@ class AppIn(Input):
     scopes: list[StrictStr] = Field(min_length=1, max_length=40)
     webhook_url: StrictStr | None = Field(default=None, max_length=500)
     jwks: dict[str, Any] | None = Field(default=None, description="a backend app's public keys (RFC 7517 JWK Set)")
+
+
+class AppPatch(Patch):
+    """What a developer changes without a new review: names, redirect URIs, keys (rotation), the webhook URL.
+    Scopes and kind are what the platform admin approved: a new set is a new app."""
+
+    NOT_NULL = frozenset({"organisation", "name", "redirect_uris"})
+
+    organisation: StrictStr | None = Field(default=None, min_length=2, max_length=200)
+    name: StrictStr | None = Field(default=None, min_length=2, max_length=100)
+    redirect_uris: list[StrictStr] | None = Field(default=None, max_length=10)
+    webhook_url: StrictStr | None = Field(default=None, max_length=500)
+    jwks: dict[str, Any] | None = Field(default=None, description="a backend app's new public keys (JWK Set)")
 
 
 class ReviewIn(Input):
@@ -129,3 +142,32 @@ class AlertOut(Output):
     level: Literal["warning", "critical"]
     message: str
     details: dict[str, Any]
+
+
+class SandboxPerson(Output):
+    id: uuid.UUID
+    name: str
+    relation: str
+
+
+class SandboxAccountOut(Output):
+    username: str
+    password: str = Field(description="a test account of fictitious people: sign in with it on the consent page")
+    user_id: uuid.UUID
+    patients: list[SandboxPerson]
+
+
+class SandboxEntry(Output):
+    id: uuid.UUID
+    name: str
+
+
+class SandboxOut(Output):
+    app_id: uuid.UUID
+    hospital_id: uuid.UUID
+    hospital_name: str
+    organization: str = Field(description="the FHIR reference of the sandbox hospital, Organization/<id>")
+    schedules_until: date
+    departments: list[SandboxEntry]
+    practitioners: list[SandboxEntry]
+    test_patients: list[SandboxAccountOut]

@@ -27,10 +27,10 @@ from carebridge.core import audit, cache, clock
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.core.transitions import transition
 from carebridge.events.outbox import append_event
+from carebridge.openplatform import sandbox, tokens
 from carebridge.openplatform import scopes as smart
-from carebridge.openplatform import tokens
 from carebridge.openplatform.models import AppKind, AppStatus, HospitalGrant, PartnerApp
-from carebridge.openplatform.schemas import AppIn
+from carebridge.openplatform.schemas import AppIn, AppPatch
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_KEYS = 10
@@ -163,6 +163,25 @@ async def register_app(session: AsyncSession, *, principal: Principal, data: App
     return app
 
 
+async def update_app(session: AsyncSession, *, principal: Principal, app_id: uuid.UUID, data: AppPatch) -> PartnerApp:
+    """The app's developer changes names, redirect URIs, keys or the webhook URL, under the registration's rules;
+    new keys are in force at the next token request (cached clients are dropped everywhere)."""
+    principal.require_role(Role.developer)
+    app = await get_app(session, principal=principal, app_id=app_id)
+    if app.status == AppStatus.rejected:
+        raise Conflict("app_status", "a rejected app cannot be changed: register a new one")
+    changes = data.model_dump(exclude_unset=True)
+    current = {name: getattr(app, name) for name in AppIn.model_fields}
+    values = check_app(AppIn(**{**current, **changes}))
+    for field in changes:
+        setattr(app, field, values[field])
+    app.updated_at = clock.now()
+    await session.flush()
+    _emit(session, principal, "partner_app.updated", app, changed=sorted(changes))
+    await cache.invalidate(session, tokens.CLIENTS)
+    return app
+
+
 def _visible(principal: Principal) -> Any:
     if principal.role == Role.platform_admin:
         return None
@@ -217,6 +236,10 @@ async def review(
         noun="partner app",
     )
     _emit(session, principal, "partner_app.reviewed", app, decision=decision)
+    if decision == "approve":
+        box, made = await sandbox.ensure(session, principal=principal, app=app)
+        if made:
+            _emit(session, principal, "partner_app.sandbox_created", app, hospital_id=box.hospital_id)
     await cache.invalidate(session, tokens.ACCESS)  # rare: every worker re-reads what its tokens may reach
     await cache.invalidate(session, tokens.CLIENTS)
     return app

@@ -55,12 +55,17 @@ class Meter:
     pending: dict[tuple[uuid.UUID, date, int, str, int], _Counts] = field(default_factory=dict)
     today_flushed: dict[tuple[uuid.UUID, date], int] = field(default_factory=dict)
     today_local: dict[tuple[uuid.UUID, date], int] = field(default_factory=dict)
+    # admitted before the flush under way, and not in ``today_flushed`` until its read is back
+    today_flushing: dict[tuple[uuid.UUID, date], int] = field(default_factory=dict)
+
+    def used_today(self, key: tuple[uuid.UUID, date]) -> int:
+        return self.today_flushed.get(key, 0) + self.today_flushing.get(key, 0) + self.today_local.get(key, 0)
 
     def admit(self, app_id: uuid.UUID, *, rate: int, daily_quota: int | None) -> None:
         """Let one request through, or 429 ``rate_limited`` / ``quota_exceeded`` with ``Retry-After``."""
         today = clock.now().date()
         key = (app_id, today)
-        if daily_quota is not None and self.today_flushed.get(key, 0) + self.today_local.get(key, 0) >= daily_quota:
+        if daily_quota is not None and self.used_today(key) >= daily_quota:
             seconds = int(86400 - (clock.now().timestamp() % 86400)) + 1  # until midnight UTC
             raise TooManyRequests(
                 "quota_exceeded",
@@ -96,18 +101,23 @@ class Meter:
 
     async def flush(self, db: Database) -> dict[str, int]:
         pending, self.pending = self.pending, {}
-        self.today_local = {}  # what this worker admitted is in the flushed rows now (less any in flight)
-        if pending:
-            async with db.transaction() as session:
-                await _add(session, pending)
-        async with db.read() as session:
-            today = clock.now().date()
-            rows = await session.execute(
-                select(PartnerUsage.app_id, func.sum(PartnerUsage.count))
-                .where(PartnerUsage.day == today)
-                .group_by(PartnerUsage.app_id)
-            )
-            self.today_flushed = {(app_id, today): int(n or 0) for app_id, n in rows}
+        # what this worker admitted so far is in the rows written now (less any still in flight); until the
+        # totals are read back it still counts against the quota
+        self.today_flushing, self.today_local = self.today_local, {}
+        try:
+            if pending:
+                async with db.transaction() as session:
+                    await _add(session, pending)
+            async with db.read() as session:
+                today = clock.now().date()
+                rows = await session.execute(
+                    select(PartnerUsage.app_id, func.sum(PartnerUsage.count))
+                    .where(PartnerUsage.day == today)
+                    .group_by(PartnerUsage.app_id)
+                )
+                self.today_flushed = {(app_id, today): int(n or 0) for app_id, n in rows}
+        finally:
+            self.today_flushing = {}
         return {"usage_rows": len(pending)}
 
 

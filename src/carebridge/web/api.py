@@ -9,8 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from carebridge.web import pages
-from carebridge.web.assets import STATIC_DIR, CachedStaticFiles
+from carebridge.web.assets import STATIC_DIR, SWAGGER_DIR, CachedStaticFiles
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
+# Swagger UI for the portal's API reference, from its package (mounted first: /static would take the path)
+router.mount("/static/vendor/swagger-ui", CachedStaticFiles(directory=SWAGGER_DIR), name="swagger-ui")
 router.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib import metadata
 from pathlib import Path
 
+import fastapi_offline
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+# Swagger UI (the portal's API reference), from the installed fastapi-offline package; its version keys the cache
+SWAGGER_DIR = Path(fastapi_offline.__file__).parent / "static"
+SWAGGER_VERSION = metadata.version("fastapi-offline")
 
 # A URL carrying ``?v=<hash>`` never changes content, so browsers may keep it for a year; a bare URL is
 # revalidated (ETag) on every use.

@@ -20,7 +20,7 @@ from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock
 from carebridge.directory import service as directory
-from carebridge.web.assets import TEMPLATES_DIR, static_url
+from carebridge.web.assets import SWAGGER_VERSION, TEMPLATES_DIR, static_url
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -33,6 +33,7 @@ ROLE_HOME = {
     Role.pharmacist: "/pharmacist",
     Role.regulator: "/regulator",
     Role.platform_admin: "/regulator",
+    Role.developer: "/portal",
 }
 ROLE_LABEL = {
     Role.patient: "患者 Patient",
@@ -67,7 +68,12 @@ NAV = {
         ("/regulator/trace", "追溯", "Trace"),
     ],
 }
-NAV[Role.platform_admin] = NAV[Role.regulator]
+NAV[Role.developer] = [
+    ("/portal", "我的应用", "My apps"),
+    ("/portal/apps/new", "注册应用", "Register an app"),
+    ("/portal/docs", "文档", "Docs"),
+]
+NAV[Role.platform_admin] = [*NAV[Role.regulator], ("/portal", "开放平台", "Open platform")]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
@@ -377,3 +383,62 @@ async def regulator_rules(request: Request) -> Response:
 @router.get("/regulator/trace")
 async def regulator_trace(request: Request) -> Response:
     return await _regulator_page(request, "supervision/trace.html", "regulator-trace")
+
+
+# --- the developer portal (developers; platform admins review apps there) -----------------------------------
+
+
+async def _portal_page(request: Request, template: str, page: str, *roles: Role, **ids: uuid.UUID) -> Response:
+    principal = await guard(request, *(roles or (Role.developer, Role.platform_admin)))
+    if isinstance(principal, Response):
+        return principal
+    return render(
+        request,
+        template,
+        principal=principal,
+        page=page,
+        ids={k: str(v) for k, v in ids.items()},
+        public_url=request.app.state.settings.public_url or str(request.base_url).rstrip("/"),
+        wide=True,
+    )
+
+
+@router.get("/portal")
+async def portal_apps(request: Request) -> Response:
+    return await _portal_page(request, "portal/apps.html", "portal-apps")
+
+
+@router.get("/portal/apps/new")
+async def portal_new_app(request: Request) -> Response:
+    return await _portal_page(request, "portal/new_app.html", "portal-new-app", Role.developer)
+
+
+@router.get("/portal/apps/{app_id}")
+async def portal_app(request: Request, app_id: uuid.UUID) -> Response:
+    return await _portal_page(request, "portal/app.html", "portal-app", app=app_id)
+
+
+@router.get("/portal/signup")
+async def portal_signup(request: Request) -> Response:
+    return render(request, "portal/signup.html", principal=await session_principal(request), page="portal-signup")
+
+
+@router.get("/portal/docs")
+async def portal_docs(request: Request) -> Response:
+    """The docs are public: a developer reads them before signing up."""
+    principal = await session_principal(request)
+    return render(request, "portal/docs.html", principal=principal, page="portal-docs", wide=True)
+
+
+@router.get("/portal/docs/api")
+async def portal_api_reference(request: Request) -> Response:
+    principal = await session_principal(request)
+    return render(
+        request, "portal/api.html", principal=principal, page="portal-api", wide=True, swagger_version=SWAGGER_VERSION
+    )
+
+
+@router.get("/portal/docs/fhir")
+async def portal_fhir_reference(request: Request) -> Response:
+    principal = await session_principal(request)
+    return render(request, "portal/fhir.html", principal=principal, page="portal-fhir", wide=True)

@@ -3,7 +3,7 @@
   'use strict';
   var CB = window.CB;
   var HOME = { patient: '/patient', hospital_admin: '/admin', doctor: '/doctor', pharmacist: '/pharmacist',
-    regulator: '/regulator', platform_admin: '/regulator' };
+    regulator: '/regulator', platform_admin: '/regulator', developer: '/portal' };
 
   function destination(role) {
     var home = HOME[role] || '/';
@@ -11,7 +11,8 @@
     // Only a local path inside the role's own area: never another site, never another role's pages.
     if (home !== '/' && next.charAt(0) === '/' && next.charAt(1) !== '/' &&
         (next === home || next.indexOf(home + '/') === 0 || next.indexOf(home + '?') === 0 ||
-         (role === 'patient' && next.indexOf('/oauth/authorize?') === 0))) {
+         (role === 'patient' && next.indexOf('/oauth/authorize?') === 0) ||
+         (role === 'platform_admin' && (next === '/portal' || next.indexOf('/portal/') === 0)))) {
       return next;
     }
     return home;
