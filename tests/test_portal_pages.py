@@ -1,9 +1,11 @@
 """The developer portal in a real browser: a developer signs up and registers an app, a platform admin approves
 it on its page, the developer finds the sandbox and its test accounts, changes the redirect URIs, subscribes to
-webhooks and sees the delivery log and the usage; the API reference and the CapabilityStatement are browsable."""
+webhooks and sees the delivery log and the usage; the API reference and the CapabilityStatement are browsable; a
+hospital admin grants and revokes an app's access to their hospital."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 from typing import Any
 
@@ -12,10 +14,10 @@ import pytest
 
 from carebridge.core import clock
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import PASSWORD, auth, login, ok, unique
+from tests.factories import PASSWORD, auth, login, make_hospital, ok, unique
 from tests.test_fhir import FHIR, new_appointment
 from tests.test_oauth import REDIRECT, authorize_params, code_exchange, consent, pkce, redirect_query
-from tests.test_openplatform import APPS
+from tests.test_openplatform import APPS, acts_for, make_developer, patient_app
 from tests.test_pages import DESKTOP, browser, eventually, screens  # noqa: F401 (fixtures)
 
 
@@ -167,3 +169,58 @@ def test_api_reference_and_capability_statement_are_browsable(screens: Any) -> N
     expect(slot).to_contain_text("start (date)")
     expect(page.locator("#fhir-security")).to_contain_text("token")
     visitor.snap("capability-statement")
+
+
+def acting_for(server: Any, app_id: str) -> list[str]:
+    """``acts_for`` from outside Playwright's event loop (the sync API runs one in this thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(acts_for, server, app_id).result()
+
+
+@pytest.mark.browser
+def test_hospital_admin_grants_and_revokes_an_app(
+    server: Any,
+    screens: Any,  # noqa: F811 (a fixture)
+    client: httpx.Client,
+    admin_token: str,
+) -> None:
+    """A hospital admin sees the approved apps, grants one access to their hospital and revokes it again; the
+    app then acts for the hospital and stops acting for it."""
+    from playwright.sync_api import expect
+
+    dev = auth(make_developer(client))
+    app = ok(client.post(APPS, headers=dev, json=patient_app()), 201)
+    pending = ok(client.post(APPS, headers=dev, json=patient_app()), 201)
+    ok(client.post(f"{APPS}/{app['id']}/review", headers=auth(admin_token), json={"decision": "approve"}))
+    world = make_hospital(client, admin_token)
+
+    screen = screens("admin-partners", DESKTOP)
+    page = screen.page
+    screen.login(world.admin_username, lands_on="/admin")
+    page.click("nav a[href='/admin/partners']")
+    page.wait_for_url("**/admin/partners")
+    row = page.locator(f"#partner-table tr[data-app-id='{app['id']}']")
+    expect(row).to_contain_text(app["name"])
+    expect(row).to_contain_text(app["channel"])
+    expect(row.locator(".access")).to_contain_text("Not granted")
+    expect(page.locator(f"#partner-table tr[data-app-id='{pending['id']}']")).to_have_count(0)  # not approved
+    screen.snap("before")
+
+    row.locator("button", has_text="Grant").click()
+    expect(page.locator("#flash")).to_contain_text("Access granted")
+    expect(row.locator(".access")).to_contain_text("Granted")
+    expect(page.locator("#grant-history tbody tr")).to_have_count(1)
+    screen.snap("granted")
+    grants = ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/partner-apps", headers=auth(world.admin_token)))
+    assert [(g["app_id"], g["revoked_at"]) for g in grants] == [(app["id"], None)]
+    assert world.hospital_id in acting_for(server, app["id"])
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button", has_text="Revoke").click()
+    expect(page.locator("#flash")).to_contain_text("Access revoked")
+    expect(row.locator(".access")).to_contain_text("Not granted")
+    expect(page.locator("#grant-history tbody tr").first).not_to_contain_text("—")
+    screen.snap("revoked")
+    grants = ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/partner-apps", headers=auth(world.admin_token)))
+    assert len(grants) == 1 and grants[0]["revoked_at"] is not None
+    assert world.hospital_id not in acting_for(server, app["id"])

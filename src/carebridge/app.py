@@ -24,6 +24,7 @@ from carebridge.core import cache, crypto, handlers, live, notify, signing
 from carebridge.core import logging as cb_logging
 from carebridge.core.files import FileStore
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from carebridge.core.routing import DomainRouter
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
 from carebridge.events.relay import OutboxRelay
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for name in SUPERVISOR_DOMAINS if settings.deployment == "supervisor" else DOMAINS:
         module = importlib.import_module(f"carebridge.{name}.api")
-        app.include_router(module.router)
+        app.include_router(DomainRouter(module.router))
         if importlib.util.find_spec(f"carebridge.{name}.events") is not None:
             importlib.import_module(f"carebridge.{name}.events").subscribe(bus, app)
     cache.configure(settings)  # every domain's caches exist once its modules are imported

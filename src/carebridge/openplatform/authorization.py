@@ -4,10 +4,15 @@ Grants: authorization code with PKCE (S256 only) for patient-facing apps (public
 with rotation, client credentials with ``private_key_jwt`` (SMART Backend Services) for backend apps;
 endpoints: RFC 7009 revocation and RFC 7662 introspection.
 
-Authlib's server is synchronous: it asks for clients, codes and tokens through plain method calls. Each HTTP
-request runs the server in a worker thread (``anyio.to_thread``); the storage hooks run their database work
-back on the event loop (``anyio.from_thread``), each in its own transaction, with the races handled by the
-conditional statements in ``tokens``.
+Authlib's server is synchronous: it asks for clients, codes and tokens through plain method calls. A request
+first runs it on the event loop itself: an approved app is in the per-worker client cache and a client
+credentials request needs no database until the token is saved, which waits until Authlib has answered
+(``_DEFERRED_SAVE``). When a hook does need the database (a code, a refresh token, a client not cached), it
+raises ``NeedsThread`` and the request runs again from the start in a worker thread (``anyio.to_thread``),
+where the storage hooks run their database work back on the event loop (``anyio.from_thread``), each in its
+own transaction, with the races handled by the conditional statements in ``tokens``. Nothing is written before
+``NeedsThread``, so running again is safe. A thread hand-off costs about 100 µs here, and two or more per
+request made token issuance thread-bound (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ DEFER_JTI: contextvars.ContextVar[bool] = contextvars.ContextVar("oauth_defer_jt
 _ASSERTION: contextvars.ContextVar[tuple[str, str, datetime] | None] = contextvars.ContextVar(
     "oauth_assertion", default=None
 )
+# Set while Authlib runs on the event loop: a hook that needs the database raises NeedsThread.
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("oauth_inline", default=False)
+# A token to save once Authlib has answered on the event loop (the save's arguments), or None.
+_DEFERRED_SAVE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("oauth_deferred", default=None)
 # SMART asks servers to support RS384 and ES384 for client assertions; RS256 and ES256 are common too.
 ASSERTION_ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
 MAX_ASSERTION_LIFETIME = 300  # SMART Backend Services: exp no more than five minutes after now
@@ -71,6 +80,10 @@ def _key_set(app: tokens.Client) -> KeySet:
             _KEY_SETS.clear()
         found = _KEY_SETS[key] = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     return found
+
+
+class NeedsThread(Exception):
+    """Authlib, running on the event loop, reached a hook that needs the database: run it again in a thread."""
 
 
 class Client(ClientMixin):
@@ -400,18 +413,43 @@ class SmartAuthorizationServer(AuthorizationServer):
     def run(self, fn: Callable[..., Awaitable[T]], *, read_only: bool = False, **kwargs: Any) -> T:
         """Run ``fn(session, **kwargs)`` in its own transaction on the event loop, from Authlib's thread."""
 
+        if _INLINE.get():
+            raise NeedsThread(fn.__name__)
+
         async def call() -> T:
-            if read_only:
-                async with self.db.read() as session:
-                    return await fn(session, **kwargs)
-            async with self.db.transaction() as session:
-                return await fn(session, **kwargs)
+            return await self._call(fn, read_only=read_only, **kwargs)
 
         return anyio.from_thread.run(call)
 
+    async def _call(self, fn: Callable[..., Awaitable[T]], *, read_only: bool = False, **kwargs: Any) -> T:
+        if read_only:
+            async with self.db.read() as session:
+                return await fn(session, **kwargs)
+        async with self.db.transaction() as session:
+            return await fn(session, **kwargs)
+
     async def respond(self, method: Callable[..., T], *args: Any) -> T:
-        """Call one of Authlib's server methods in a worker thread (the context, with ISSUER, goes along)."""
-        return await anyio.to_thread.run_sync(functools.partial(method, *args))
+        """Call one of Authlib's server methods: on the event loop when its hooks need no database, else in a
+        worker thread (the context, with ISSUER, goes along). The last argument is the OAuth request."""
+        inline = _INLINE.set(True)
+        deferred = _DEFERRED_SAVE.set(None)
+        try:
+            answer = method(*args)
+            save = _DEFERRED_SAVE.get()
+        except NeedsThread:
+            save = None
+            answer = None
+        finally:
+            _INLINE.reset(inline)
+            _DEFERRED_SAVE.reset(deferred)
+        if answer is None:
+            return await anyio.to_thread.run_sync(functools.partial(method, *args))
+        if save is not None:
+            try:
+                await self._call(tokens.save_token, **save)
+            except tokens.AssertionReplayed:
+                return self.handle_error_response(args[-1], InvalidClientError(description="JWT ID is used before."))
+        return answer
 
     # --- what Authlib asks of a server ------------------------------------------------------------------------
 
@@ -453,8 +491,7 @@ class SmartAuthorizationServer(AuthorizationServer):
             raise InvalidClientError(description="JWT ID is used before.") from None
 
     def _save(self, token: dict[str, Any], request: Request, user: Any, code: Any, previous: Any) -> None:
-        self.run(
-            tokens.save_token,
+        save = dict(
             token=token,
             app=request.client.app,
             user_id=getattr(user, "user_id", None),
@@ -464,6 +501,10 @@ class SmartAuthorizationServer(AuthorizationServer):
             refresh_ttl=timedelta(days=self.settings.oauth_refresh_token_days),
             assertion=_ASSERTION.get() if DEFER_JTI.get() else None,
         )
+        if _INLINE.get() and code is None and previous is None:
+            _DEFERRED_SAVE.set(save)  # client credentials: saved on the event loop once Authlib has answered
+            return
+        self.run(tokens.save_token, **save)
 
     def validate_requested_scope(self, scope: str | None) -> None:
         pass  # per grant (ScopeCheck), against the app's registration

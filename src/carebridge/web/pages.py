@@ -58,6 +58,7 @@ NAV = {
         ("/admin/no-shows", "爽约", "No-shows"),
         ("/admin/qc", "病历质控", "Record QC"),
         ("/admin/cases", "监管整改", "Rectification"),
+        ("/admin/partners", "合作应用", "Partner apps"),
     ],
     Role.doctor: [("/doctor", "今日出诊", "Today"), ("/doctor/consultations", "在线诊室", "Online clinic")],
     Role.pharmacist: [("/pharmacist", "处方审核与配送", "Review and delivery")],
@@ -285,6 +286,11 @@ async def admin_case(request: Request, case_id: uuid.UUID) -> Response:
 @router.get("/admin/no-shows")
 async def admin_no_shows(request: Request) -> Response:
     return await _admin_page(request, "admin/no_shows.html", "admin-no-shows")
+
+
+@router.get("/admin/partners")
+async def admin_partners(request: Request) -> Response:
+    return await _admin_page(request, "admin/partners.html", "admin-partners")
 
 
 # --- doctors --------------------------------------------------------------------------------------------
