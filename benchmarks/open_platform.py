@@ -163,7 +163,15 @@ async def preload(settings: Settings, args: argparse.Namespace) -> dict[str, Any
                     }
                 ],
             )
-            common = {"owner_user_id": owner, "organisation": "基准", "status": AppStatus.approved, "webhook_url": None}
+            common = {
+                "owner_user_id": owner,
+                "organisation": "基准",
+                "status": AppStatus.approved,
+                "webhook_url": None,
+                # throughput is measured, not the limiter: it still runs on every call, with limits out of reach
+                "rate_limit_per_second": 100_000,
+                "daily_quota": 100_000_000,
+            }
             await _insert(
                 session,
                 PartnerApp,

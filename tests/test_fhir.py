@@ -111,6 +111,28 @@ class World:
         return ok(client.post("/oauth/token", data=exchange))["access_token"]
 
 
+def backend_token(client: httpx.Client, admin_token: str, world: World, scopes: list[str]) -> str:
+    """A client-credentials token of a new backend app, approved for ``scopes`` and granted by hospital X."""
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-384", parameters={"kid": "b1"})
+    app = approved(client, admin_token, backend_app(jwks={"keys": [key.as_dict(private=False)]}, scopes=scopes))
+    ok(
+        client.put(
+            f"/api/v1/hospitals/{world.x.hospital_id}/partner-apps/{app['id']}", headers=auth(world.x.admin_token)
+        ),
+        201,
+    )
+    audience = str(client.base_url).rstrip("/") + "/oauth/token"
+    form = {
+        "grant_type": "client_credentials",
+        "scope": " ".join(scopes),
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(key, app["client_id"], audience),
+    }
+    return ok(client.post("/oauth/token", data=form))["access_token"]
+
+
 def new_appointment(slot_id: str, patient_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "resourceType": "Appointment",
@@ -295,26 +317,8 @@ def test_scopes_limit_what_a_token_does(client: httpx.Client, schema: Schema, ad
 
 
 def test_backend_app_reads_slots_of_granting_hospitals(client: httpx.Client, schema: Schema, admin_token: str) -> None:
-    from joserfc.jwk import ECKey
-
     world = World(client, admin_token)
-    key = ECKey.generate_key("P-384", parameters={"kid": "b1"})
-    body = backend_app(jwks={"keys": [key.as_dict(private=False)]}, scopes=["system/Slot.rs", "system/Appointment.crs"])
-    app = approved(client, admin_token, body)
-    ok(
-        client.put(
-            f"/api/v1/hospitals/{world.x.hospital_id}/partner-apps/{app['id']}", headers=auth(world.x.admin_token)
-        ),
-        201,
-    )
-    audience = str(client.base_url).rstrip("/") + "/oauth/token"
-    form = {
-        "grant_type": "client_credentials",
-        "scope": "system/Slot.rs system/Appointment.crs",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": assertion(key, app["client_id"], audience),
-    }
-    h = auth(ok(client.post("/oauth/token", data=form))["access_token"])
+    h = auth(backend_token(client, admin_token, world, ["system/Slot.rs", "system/Appointment.crs"]))
     slots = fhir(client.get(f"{FHIR}/Slot", params={"schedule": world.schedule["id"]}, headers=h), schema)
     # its own pool is empty (the hospital gave places to the other app): every slot is busy for it
     assert slots["total"] == 4 and {e["resource"]["status"] for e in slots["entry"]} == {"busy"}

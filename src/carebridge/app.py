@@ -28,6 +28,7 @@ from carebridge.core.routing import DomainRouter
 from carebridge.database.engine import Database
 from carebridge.events.bus import MemoryBus
 from carebridge.events.relay import OutboxRelay
+from carebridge.openplatform import json_access
 from carebridge.openplatform.usage import UsageMiddleware
 from carebridge.prescribing import knowledge
 from carebridge.prescribing import service as prescriptions
@@ -174,5 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(DomainRouter(module.router))
         if importlib.util.find_spec(f"carebridge.{name}.events") is not None:
             importlib.import_module(f"carebridge.{name}.events").subscribe(bus, app)
+    if settings.deployment != "supervisor":
+        json_access.register()  # partner apps' tokens on the JSON endpoints open to them
     cache.configure(settings)  # every domain's caches exist once its modules are imported
     return app

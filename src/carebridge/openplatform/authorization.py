@@ -396,8 +396,8 @@ class SmartAuthorizationServer(AuthorizationServer):
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
-                access_token_generator=lambda **_: f"cba_{secrets.token_urlsafe(32)}",
-                refresh_token_generator=lambda **_: f"cbr_{secrets.token_urlsafe(32)}",
+                access_token_generator=lambda **_: f"{tokens.ACCESS_PREFIX}{secrets.token_urlsafe(32)}",
+                refresh_token_generator=lambda **_: f"{tokens.REFRESH_PREFIX}{secrets.token_urlsafe(32)}",
                 expires_generator=self._expires_in,
             ),
         )

@@ -15,11 +15,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import audit, cache, clock
+from carebridge.core.ids import new_id
+from carebridge.database.engine import insert_for
 from carebridge.openplatform.models import (
     AppKind,
     AppStatus,
@@ -33,6 +34,11 @@ from carebridge.openplatform.models import (
 ACCESS = cache.Cache("partner_access", setting="principal_cache_seconds")
 # Partner apps as the token endpoint reads them; a review (suspension) evicts them in every worker.
 CLIENTS = cache.Cache("partner_client", setting="principal_cache_seconds", maxsize=10_000)
+
+
+ACCESS_PREFIX = "cba_"  # access tokens: the JSON API tells them from users' session tokens by it
+REFRESH_PREFIX = "cbr_"
+_INSERT_TOKEN = insert(OAuthToken)  # built once: its parameters change, not the statement
 
 
 class AssertionReplayed(Exception):
@@ -181,8 +187,8 @@ async def save_token(
     code_id: uuid.UUID | None,
     refresh_ttl: timedelta | None,
     assertion: tuple[str, str, datetime] | None = None,
-) -> OAuthToken:
-    """The token's row; with the client assertion that authenticated the request (client id, jti, expiry)
+) -> None:
+    """Write the token's row; with the client assertion that authenticated the request (client id, jti, expiry)
     recorded in the same transaction, so an assertion gives one token even to two requests at once
     (``AssertionReplayed`` for the second)."""
     now = clock.now()
@@ -191,21 +197,23 @@ async def save_token(
         if not await use_assertion(session, client_id=client_id, jti=jti, expires_at=expires_at):
             raise AssertionReplayed(jti)
     refresh = token.get("refresh_token")
-    row = OAuthToken(
-        app_id=app.id,
-        user_id=user_id,
-        patient_id=patient_id,
-        scope=token.get("scope", ""),
-        access_hash=digest(token["access_token"]),
-        access_expires_at=now + timedelta(seconds=int(token["expires_in"])),
-        refresh_hash=digest(refresh) if refresh else None,
-        refresh_expires_at=now + refresh_ttl if refresh and refresh_ttl else None,
-        family_id=family_id or uuid.uuid4(),
-        code_id=code_id,
-        created_at=now,
+    await session.execute(  # Core, not the unit of work: the row is not read back
+        _INSERT_TOKEN,
+        {
+            "id": new_id(),
+            "app_id": app.id,
+            "user_id": user_id,
+            "patient_id": patient_id,
+            "scope": token.get("scope", ""),
+            "access_hash": digest(token["access_token"]),
+            "access_expires_at": now + timedelta(seconds=int(token["expires_in"])),
+            "refresh_hash": digest(refresh) if refresh else None,
+            "refresh_expires_at": now + refresh_ttl if refresh and refresh_ttl else None,
+            "family_id": family_id or uuid.uuid4(),
+            "code_id": code_id,
+            "created_at": now,
+        },
     )
-    session.add(row)
-    return row
 
 
 async def find_refresh(session: AsyncSession, *, refresh_token: str) -> OAuthToken | None:
@@ -270,14 +278,15 @@ async def _revoke(session: AsyncSession, where: object) -> None:
 
 
 async def use_assertion(session: AsyncSession, *, client_id: str, jti: str, expires_at: datetime) -> bool:
-    """Record a client assertion's ``jti``; False if the app used it before (a replay)."""
-    try:
-        async with session.begin_nested():
-            session.add(ClientAssertion(client_id=client_id, jti=jti, expires_at=expires_at))
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """Record a client assertion's ``jti``; False if the app used it before (a replay). One statement: the
+    key decides, even for two requests at the same moment (no savepoint and flush around it)."""
+    statement = (
+        insert_for(session, ClientAssertion)
+        .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+        .returning(ClientAssertion.jti)
+    )
+    recorded = await session.execute(statement, {"client_id": client_id, "jti": jti, "expires_at": expires_at})
+    return recorded.first() is not None
 
 
 async def forget_expired(session: AsyncSession) -> int:

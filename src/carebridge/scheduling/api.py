@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carebridge.auth.dependencies import current_principal, get_db, require
+from carebridge.auth.dependencies import current_principal, get_db, optional_partner, partner_scope, require
 from carebridge.auth.models import Role
-from carebridge.auth.principal import Principal
+from carebridge.auth.principal import PartnerReach, Principal
 from carebridge.core import clock, idempotency, live
-from carebridge.core.errors import Conflict, InvalidInput
+from carebridge.core.errors import Conflict, Forbidden, InvalidInput
 from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
@@ -55,20 +55,39 @@ def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
     return start, end
 
 
-@router.get("/schedules", response_model=list[ScheduleOut], summary="Open sessions with free platform places (public)")
+def _channels(channel: str | None, partner: PartnerReach | None) -> set[str]:
+    """The pools a schedule answer shows: the platform's (or the online clinic's) to the public, the app's own
+    pool to a partner app's token."""
+    if partner is None:
+        return {channel or "platform"}
+    if channel is not None:
+        raise Forbidden("channel_not_allowed", f"a partner app sees and books its own pool, {partner.channel}")
+    return {partner.channel}
+
+
+@router.get(
+    "/schedules",
+    response_model=list[ScheduleOut],
+    summary="Open sessions with free places (public: the platform's pool; a partner app's token: its own pool)",
+)
+@partner_scope("Slot", "s")
 async def find_schedules(
     hospital_id: uuid.UUID | None = None,
     department_id: uuid.UUID | None = None,
     practitioner_id: uuid.UUID | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-    channel: Literal["platform", "online"] = "platform",
+    channel: Literal["platform", "online"] | None = None,
+    partner: PartnerReach | None = Depends(optional_partner),
     db: Database = Depends(get_db),
 ) -> list[ScheduleOut]:
     if not (hospital_id or department_id or practitioner_id):
         raise InvalidInput(
             "filter_required", "give hospital_id, department_id or practitioner_id", details={"field": "hospital_id"}
         )
+    channels = _channels(channel, partner)
+    if partner is not None and hospital_id is not None:
+        partner.require_hospital(hospital_id)
     start, end = _range(date_from, date_to)
     async with db.read() as session:
         rows = await schedules.schedules_for(
@@ -78,18 +97,26 @@ async def find_schedules(
             practitioner_id=practitioner_id,
             date_from=start,
             date_to=end,
+            hospitals=partner.hospitals if partner is not None else None,
         )
         pools = await schedules.pools_by_schedule(session, [s.id for s in rows])
         # ``online``: the online clinic sessions' places, booked by requesting a consultation with a slot_id
-        return await schedules_out(session, rows, pools, None, channels={channel}, tz={})
+        return await schedules_out(session, rows, pools, None, channels=channels, tz={})
 
 
 @router.get("/schedules/{schedule_id}", response_model=ScheduleOut, summary="A session and its slots (public)")
+@partner_scope("Slot", "r")
 async def get_schedule(
-    schedule_id: uuid.UUID, channel: Literal["platform", "online"] = "platform", db: Database = Depends(get_db)
+    schedule_id: uuid.UUID,
+    channel: Literal["platform", "online"] | None = None,
+    partner: PartnerReach | None = Depends(optional_partner),
+    db: Database = Depends(get_db),
 ) -> ScheduleOut:
+    channels = _channels(channel, partner)
     async with db.read() as session:
         schedule = await schedules.get_schedule(session, schedule_id)
+        if partner is not None:
+            partner.require_hospital(schedule.hospital_id)
         hospital = await directory.get_hospital(session, schedule.hospital_id)
         pools = await schedules.pools_by_schedule(session, [schedule_id])
         slots = {schedule_id: await schedules.slots_of(session, schedule_id)}
@@ -99,7 +126,7 @@ async def get_schedule(
                 [schedule],
                 pools,
                 slots,
-                channels={channel},
+                channels=channels,
                 tz={hospital.id: hospital.timezone},
             )
         )[0]
@@ -111,6 +138,7 @@ async def get_schedule(
     status_code=201,
     summary="Book a slot (send an Idempotency-Key to make retries safe)",
 )
+@partner_scope("Appointment", "c")
 async def book(
     body: BookIn,
     principal: Principal = Depends(current_principal),
@@ -118,18 +146,20 @@ async def book(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
+    channel = body.channel or principal.partner_channel or "platform"
 
     async def check(session: AsyncSession) -> None:  # a sold-out pool costs no write
-        if await booking.pool_is_full(session, body.slot_id, body.channel):
+        await booking.check_reach(session, principal, patient_id=body.patient_id, slot_id=body.slot_id)
+        if await booking.pool_is_full(session, body.slot_id, channel):
             raise Conflict(
                 "slot_full",
                 "no places left in this slot",
-                details={"slot_id": str(body.slot_id), "channel": body.channel},
+                details={"slot_id": str(body.slot_id), "channel": channel},
             )
 
     async def write(session: AsyncSession) -> dict[str, Any]:
         appt = await booking.book(
-            session, principal=principal, patient_id=body.patient_id, slot_id=body.slot_id, channel=body.channel
+            session, principal=principal, patient_id=body.patient_id, slot_id=body.slot_id, channel=channel
         )
         return (await appointments_out(session, principal, [appt], purpose="booking"))[0].model_dump(mode="json")
 
@@ -147,6 +177,7 @@ async def book(
 
 
 @router.get("/appointments", response_model=list[AppointmentOut], summary="Your (and your family's) appointments")
+@partner_scope("Appointment", "s")
 async def my_appointments(
     patient_id: uuid.UUID | None = None,
     include_past: bool = False,
@@ -161,6 +192,7 @@ async def my_appointments(
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut)
+@partner_scope("Appointment", "r")
 async def get_appointment(
     appointment_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
 ) -> AppointmentOut:
@@ -176,6 +208,7 @@ async def _act(db: Database, principal: Principal, action, **kwargs) -> Appointm
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentOut)
+@partner_scope("Appointment", "u")
 async def cancel(
     appointment_id: uuid.UUID,
     body: CancelIn,
@@ -190,6 +223,7 @@ async def cancel(
     response_model=AppointmentOut,
     summary="Move to another slot: all or nothing",
 )
+@partner_scope("Appointment", "u")
 async def reschedule(
     appointment_id: uuid.UUID,
     body: RescheduleIn,
@@ -224,6 +258,7 @@ async def _position(db: Database, principal: Principal, appointment_id: uuid.UUI
 
 
 @router.get("/appointments/{appointment_id}/queue", response_model=QueuePositionOut, summary="Your place in the queue")
+@partner_scope("Appointment", "r")
 async def queue_position(
     appointment_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
 ) -> QueuePositionOut:
@@ -231,6 +266,7 @@ async def queue_position(
 
 
 @router.get("/appointments/{appointment_id}/queue/stream", summary="Your place in the queue, live (Server-Sent Events)")
+@partner_scope("Appointment", "r")
 async def queue_stream(
     appointment_id: uuid.UUID,
     request: Request,

@@ -240,8 +240,13 @@ def _authorise_channel(
         if channel not in COUNTER_CHANNELS | PATIENT_CHANNELS:
             raise Forbidden("channel_not_allowed", f"a doctor books on onsite or platform, not {channel}")
         return
-    if principal.role == Role.patient:
-        if channel not in PATIENT_CHANNELS and channel != principal.partner_channel:
+    if principal.partner_channel is not None:  # a patient acting through a partner app
+        if channel != principal.partner_channel:
+            raise Forbidden(
+                "channel_not_allowed", f"a partner app books from its own pool, {principal.partner_channel}"
+            )
+    elif principal.role == Role.patient:
+        if channel not in PATIENT_CHANNELS:
             raise Forbidden("channel_not_allowed", f"patients book on the platform channel, not {channel}")
     elif principal.role in (Role.hospital_admin, Role.platform_admin):
         principal.require_hospital(schedule.hospital_id)
@@ -249,6 +254,21 @@ def _authorise_channel(
             raise Forbidden("channel_not_allowed", f"the counter books on onsite or platform, not {channel}")
     else:
         raise Forbidden("role_not_allowed", "patients and hospital counters book appointments")
+
+
+async def check_reach(
+    session: AsyncSession, principal: Principal, *, patient_id: uuid.UUID, slot_id: uuid.UUID
+) -> None:
+    """Through a partner app: 403 ``patient_not_in_context`` for a patient the token does not act for, 404 for
+    an unknown slot, 403 ``hospital_not_granted`` for a slot at a hospital that has not granted the app."""
+    reach = principal.reach
+    if reach is None:
+        return
+    reach.require_patient(patient_id)
+    hospital_id = await session.scalar(select(Slot.hospital_id).where(Slot.id == slot_id))
+    if hospital_id is None:
+        raise not_found("slot", slot_id)
+    reach.require_hospital(hospital_id)
 
 
 async def book(
@@ -269,6 +289,7 @@ async def book(
     409 ``slot_full``, ``already_booked``, ``booking_window_closed``, ``limit_exceeded``, ``schedule_stopped``.
     ``from_waitlist_pool`` turns a held place into a booking instead of taking a free one. ``by_doctor``: the
     consulting doctor books the patient an in-person visit (``consultations.service.convert_to_visit``)."""
+    await check_reach(session, principal, patient_id=patient_id, slot_id=slot_id)
     if principal.role == Role.patient:
         facts = await patients.require_linked(session, principal=principal, patient_id=patient_id)
     else:
@@ -350,9 +371,14 @@ async def get_appointment(session: AsyncSession, appointment_id: uuid.UUID) -> A
 async def authorised_appointment(
     session: AsyncSession, *, principal: Principal, appointment_id: uuid.UUID
 ) -> Appointment:
-    """The appointment, if the caller may act on it: a linked patient account, staff of its hospital."""
+    """The appointment, if the caller may act on it: a linked patient account (through a partner app, within
+    the token's reach), staff of its hospital."""
     appt = await get_appointment(session, appointment_id)
     if principal.role == Role.patient:
+        if principal.reach is not None and not principal.reach.covers(
+            hospital_id=appt.hospital_id, patient_id=appt.patient_id
+        ):
+            raise not_found("appointment", appointment_id)
         if await patients.linked_relation(session, user_id=principal.user_id, patient_id=appt.patient_id) is None:
             raise not_found("appointment", appointment_id)
     elif principal.role == Role.doctor:
@@ -466,11 +492,15 @@ async def my_appointments(
     session: AsyncSession, *, principal: Principal, patient_id: uuid.UUID | None, include_past: bool
 ) -> list[Appointment]:
     linked = await patients.linked_patient_ids(session, user_id=principal.user_id)
+    if principal.reach is not None:
+        linked = [p for p in linked if p in principal.reach.patients]
     if patient_id is not None:
         if patient_id not in linked:
             raise not_found("patient", patient_id)
         linked = [patient_id]
     query = select(Appointment).where(Appointment.patient_id.in_(linked))
+    if principal.reach is not None:
+        query = query.where(Appointment.hospital_id.in_(principal.reach.hospitals))
     if not include_past:
         query = query.where(Appointment.service_date >= clock.now().date() - timedelta(days=1))
     return list((await session.scalars(query.order_by(Appointment.starts_at.desc()).limit(200))).all())

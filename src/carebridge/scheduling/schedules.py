@@ -194,8 +194,12 @@ async def schedules_for(
     date_from: date,
     date_to: date,
     include_stopped: bool = False,
+    hospitals: frozenset[uuid.UUID] | None = None,
 ) -> list[Schedule]:
+    """Sessions in the date range; ``hospitals`` limits them to those hospitals (a partner app's grants)."""
     query = select(Schedule).where(Schedule.service_date >= date_from, Schedule.service_date <= date_to)
+    if hospitals is not None:
+        query = query.where(Schedule.hospital_id.in_(hospitals))
     if hospital_id:
         query = query.where(Schedule.hospital_id == hospital_id)
     if department_id:

@@ -212,7 +212,8 @@ class ExemptionOut(Output):
 class BookIn(Input):
     patient_id: uuid.UUID
     slot_id: uuid.UUID
-    channel: StrictStr = Field(default="platform", max_length=48)
+    # the pool: ``platform`` when not given (a partner app's token: the app's own pool, ``partner:<app>``)
+    channel: StrictStr | None = Field(default=None, max_length=48)
 
 
 class CancelIn(Input):

@@ -13,9 +13,7 @@ from carebridge.auth.dependencies import bearer_token
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core.errors import Forbidden, Unauthorized
-from carebridge.database.engine import Database
-from carebridge.openplatform import scopes as smart
-from carebridge.openplatform import tokens, usage
+from carebridge.openplatform import json_access, tokens
 from carebridge.openplatform.models import partner_channel
 from carebridge.patients import service as patients
 
@@ -35,15 +33,7 @@ class Caller:
     def contexts(self, resource: str, permission: str) -> set[str]:
         """The contexts (``patient``, ``user``, ``system``) in which the token may do ``permission`` on
         ``resource``; 403 ``scope_missing`` when none."""
-        found = smart.permits(list(self.access.scopes), resource, permission)
-        if not found:
-            word = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}[permission]
-            raise Forbidden(
-                "scope_missing",
-                f"the token has no scope to {word} {resource} (for example patient/{resource}.{permission})",
-                details={"resource": resource, "permission": permission},
-            )
-        return found
+        return json_access.contexts(self.access, resource, permission)
 
     def acting_patient(self) -> Principal:
         """The patient's account the app acts for (authorization code tokens), booking from the app's pool."""
@@ -75,16 +65,4 @@ async def caller(request: Request) -> Caller:
     token, from_cookie = bearer_token(request)
     if token is None or from_cookie:
         raise Unauthorized("not_authenticated", "send a partner app's OAuth access token: Authorization: Bearer")
-    db: Database = request.app.state.db
-    async with db.read() as session:
-        access = await tokens.access_for(session, token)
-    if access is None:
-        raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
-    request.state.partner = access  # the call is counted in the app's usage, refused or not
-    settings = request.app.state.settings
-    usage.METER.admit(
-        access.app_id,
-        rate=access.rate_limit_per_second or settings.partner_rate_limit_per_second,
-        daily_quota=access.daily_quota or settings.partner_daily_quota,
-    )
-    return Caller(access)
+    return Caller(await json_access.admit(request, token))

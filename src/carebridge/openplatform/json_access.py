@@ -1,0 +1,81 @@
+"""Partner apps' OAuth access tokens: admitting a call (the token, the app's limits) for the FHIR API and the
+JSON API, and what a token reaches on the JSON endpoints open to partner apps (docs/openplatform.md, "The JSON
+API for partner apps").
+
+On the JSON API a token acts for the patient account that authorised it, and only within its SMART scopes:
+the endpoint's scope (``auth.dependencies.partner_scope``) must be granted in some context; the patients it
+reaches are the account's linked patients for a ``user/`` scope and the launch patient for a ``patient/`` one;
+the hospitals are those that granted the app. A backend token (client credentials) has no patient: it may
+read the public endpoints in its app's view and nothing that acts for a patient.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from carebridge.auth.dependencies import ScopeNeed, accept_partner_tokens
+from carebridge.auth.principal import PartnerReach
+from carebridge.core.errors import Forbidden, Unauthorized
+from carebridge.database.engine import Database
+from carebridge.openplatform import scopes as smart
+from carebridge.openplatform import tokens, usage
+from carebridge.openplatform.models import partner_channel
+from carebridge.patients import service as patients
+
+TOKEN_PREFIX = tokens.ACCESS_PREFIX
+_WORDS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
+async def admit(request: HTTPConnection, token: str) -> tokens.PartnerAccess:
+    """The access behind a partner token, the call counted in the app's usage and let through its rate limit
+    and daily quota; 401 ``invalid_token``, 429 ``rate_limited`` / ``quota_exceeded``."""
+    db: Database = request.app.state.db
+    async with db.read() as session:
+        access = await tokens.access_for(session, token)
+    if access is None:
+        raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
+    request.state.partner = access  # the call is counted in the app's usage, refused or not
+    settings = request.app.state.settings
+    usage.METER.admit(
+        access.app_id,
+        rate=access.rate_limit_per_second or settings.partner_rate_limit_per_second,
+        daily_quota=access.daily_quota or settings.partner_daily_quota,
+    )
+    return access
+
+
+def contexts(access: tokens.PartnerAccess, resource: str, permission: str) -> set[str]:
+    """The contexts (``patient``, ``user``, ``system``) in which the token may do ``permission`` on
+    ``resource``; 403 ``scope_missing`` when none."""
+    found = smart.permits(list(access.scopes), resource, permission)
+    if not found:
+        raise Forbidden(
+            "scope_missing",
+            f"the token has no scope to {_WORDS[permission]} {resource} (for example patient/{resource}.{permission})",
+            details={"resource": resource, "permission": permission},
+        )
+    return found
+
+
+async def reach(request: HTTPConnection, token: str, need: ScopeNeed) -> PartnerReach:
+    access = await admit(request, token)
+    found = contexts(access, need.resource, need.permission)
+    reached: set = set()
+    if access.user_id is not None:
+        if "user" in found:
+            async with request.app.state.db.read() as session:
+                reached.update(await patients.linked_patient_ids(session, user_id=access.user_id))
+        if "patient" in found and access.patient_id is not None:
+            reached.add(access.patient_id)
+    return PartnerReach(
+        app_id=access.app_id,
+        client_id=access.client_id,
+        channel=partner_channel(access.app_id),
+        hospitals=access.hospitals,
+        patients=frozenset(reached),
+        user_id=access.user_id,
+    )
+
+
+def register() -> None:
+    accept_partner_tokens(TOKEN_PREFIX, reach)
