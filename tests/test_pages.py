@@ -299,6 +299,15 @@ def test_hospital_admin_moves_places_between_channels(
     screen = screens("admin", DESKTOP)
     page = screen.page
     screen.login(world.admin_username, lands_on="/admin")
+    # every link of the hospital admin's menu is on screen, none scrolled out of sight
+    nav = page.locator("nav.nav")
+    expect(nav.locator("a")).to_have_count(7)
+    hidden = nav.evaluate(
+        """n => { const edge = n.getBoundingClientRect();
+                  return [...n.querySelectorAll('a')].map(a => a.getBoundingClientRect())
+                    .filter(b => b.left < edge.left || b.right > edge.right || b.right > innerWidth).length; }"""
+    )
+    assert hidden == 0 and nav.evaluate("n => n.scrollWidth <= n.clientWidth")
     card = page.locator(f".schedule[data-schedule-id='{schedule['id']}']")
     platform = card.locator("tbody td[data-channel=platform]")
     onsite = card.locator("tbody td[data-channel=onsite]")
