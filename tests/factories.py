@@ -256,11 +256,12 @@ def make_consultation(
     start: bool = True,
     practitioners: int = 1,
     world: HospitalWorld | None = None,
+    patient: tuple[str, str] | None = None,
 ) -> ConsultationWorld:
-    """A patient with an offline diagnosis, a doctor, and a consultation between them (accepted and started),
-    at a new hospital or at ``world``'s."""
+    """A patient (a new one, or ``patient``: token and patient id) with an offline diagnosis, a doctor, and a
+    consultation between them (accepted and started), at a new hospital or at ``world``'s."""
     world = world or make_hospital(client, admin, practitioners=practitioners)
-    token, patient_id, _ = make_patient(client)
+    token, patient_id = patient or make_patient(client)[:2]
     diagnosis = ok(
         client.post(
             f"/api/v1/patients/{patient_id}/offline-diagnoses",

@@ -16,7 +16,16 @@ import jsonschema
 import pytest
 
 from carebridge.core import clock
-from tests.factories import auth, make_hospital, make_schedule, ok
+from tests.factories import (
+    PASSWORD,
+    auth,
+    load_formulary,
+    make_consultation,
+    make_hospital,
+    make_schedule,
+    make_staff,
+    ok,
+)
 from tests.test_oauth import (
     ASSERTION_TYPE,
     REDIRECT,
@@ -333,6 +342,103 @@ def test_backend_app_reads_slots_of_granting_hospitals(client: httpx.Client, sch
         403,
         "patient_context_required",
     )
+
+
+def test_locations_roles_encounters_and_medication_requests(
+    client: httpx.Client, schema: Schema, admin_token: str
+) -> None:  # noqa: PLR0915
+    world = World(client, admin_token)
+    h = auth(world.token)  # patient/*.rs: the patient in context
+    x, y = world.x, world.y
+    # Location: the granting hospital's campuses; another hospital's does not exist for the app
+    campus = ok(
+        client.post(
+            f"/api/v1/hospitals/{x.hospital_id}/campuses",
+            headers=auth(x.admin_token),
+            json={"name": "东院区", "address": "北京市朝阳区东三环中路 1 号"},
+        ),
+        201,
+    )
+    elsewhere = ok(
+        client.post(
+            f"/api/v1/hospitals/{y.hospital_id}/campuses", headers=auth(y.admin_token), json={"name": "西院区"}
+        ),
+        201,
+    )
+    locations = fhir(client.get(f"{FHIR}/Location", params={"organization": x.hospital_id}, headers=h), schema)
+    assert [e["resource"]["name"] for e in locations["entry"]] == ["东院区"]
+    place = fhir(client.get(f"{FHIR}/Location/{campus['id']}", headers=h), schema)
+    assert place["managingOrganization"]["reference"] == f"Organization/{x.hospital_id}"
+    assert place["address"]["text"].startswith("北京市")
+    outcome(client.get(f"{FHIR}/Location/{elsewhere['id']}", headers=h), schema, 404, "not_found")
+    # PractitionerRole: the doctor's filing at X, with the department; none at Y for this app
+    roles = fhir(client.get(f"{FHIR}/PractitionerRole", params={"practitioner": x.practitioner_id}, headers=h), schema)
+    assert len(roles["entry"]) == 1
+    role = roles["entry"][0]["resource"]
+    assert role["organization"]["reference"] == f"Organization/{x.hospital_id}" and role["active"] is True
+    assert role["healthcareService"][0]["reference"] == f"HealthcareService/{x.department_id}"
+    fhir(client.get(f"{FHIR}/PractitionerRole/{role['id']}", headers=h), schema)
+    assert fhir(client.get(f"{FHIR}/PractitionerRole", params={"active": "true"}, headers=h), schema)["entry"]
+    hidden = fhir(client.get(f"{FHIR}/PractitionerRole", params={"organization": y.hospital_id}, headers=h), schema)
+    assert hidden["entry"] == []
+    outcome(
+        client.get(f"{FHIR}/PractitionerRole", params={"active": "maybe"}, headers=h),
+        schema,
+        400,
+        "bad_search_parameter",
+    )
+
+    # Encounter: the patient's own online consultation at X, not another patient's, nor one at Y
+    session_token = world.browser.cookies["cb_session"]  # the patient's own login, as CareBridge's pages use it
+    mine = make_consultation(client, admin_token, world=x, patient=(session_token, world.patient_id))
+    theirs = make_consultation(client, admin_token, world=x)
+    at_y = make_consultation(client, admin_token, world=y)
+    found = fhir(client.get(f"{FHIR}/Encounter", headers=h), schema)
+    assert [e["resource"]["id"] for e in found["entry"]] == [mine.consultation_id]
+    encounter = fhir(client.get(f"{FHIR}/Encounter/{mine.consultation_id}", headers=h), schema)
+    assert encounter["status"] == "in-progress" and encounter["class"]["code"] == "VR"
+    assert encounter["subject"]["reference"] == f"Patient/{world.patient_id}" and "start" in encounter["period"]
+    outcome(client.get(f"{FHIR}/Encounter/{theirs.consultation_id}", headers=h), schema, 404, "not_found")
+    finished = fhir(client.get(f"{FHIR}/Encounter", params={"status": "finished"}, headers=h), schema)
+    assert finished["entry"] == []
+    outcome(client.get(f"{FHIR}/Encounter", params={"status": "done"}, headers=h), schema, 400, "bad_search_parameter")
+
+    # MedicationRequest: each drug of a signed prescription; a draft is not shown; approval makes it active
+    drugs = load_formulary(client, x)
+    doctor = auth(mine.doctor_token)
+    body = {
+        "diagnoses": ["I10"],
+        "items": [
+            {
+                "drug_id": drugs["amlodipine"]["id"],
+                "dose": 5,
+                "frequency": "qd",
+                "route": "oral",
+                "days": 7,
+                "quantity": 1,
+            }
+        ],
+    }
+    rx = ok(client.post(f"/api/v1/consultations/{mine.consultation_id}/prescriptions", headers=doctor, json=body), 201)
+    assert fhir(client.get(f"{FHIR}/MedicationRequest", headers=h), schema)["entry"] == []
+    ok(client.post(f"/api/v1/prescriptions/{rx['id']}/sign", headers=doctor, json={"password": PASSWORD}))
+    held = fhir(client.get(f"{FHIR}/MedicationRequest", params={"encounter": mine.consultation_id}, headers=h), schema)
+    assert [e["resource"]["status"] for e in held["entry"]] == ["on-hold"]
+    ok(client.post(f"/api/v1/prescriptions/{rx['id']}/approve", headers=auth(make_staff(client, x)), json={}))
+    request = fhir(client.get(f"{FHIR}/MedicationRequest/{held['entry'][0]['resource']['id']}", headers=h), schema)
+    assert request["status"] == "active" and request["groupIdentifier"]["value"] == rx["id"]
+    assert request["reasonCode"][0]["coding"][0]["code"] == "I10"
+    assert request["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 5
+
+    # a backend app with system/ scopes sees every patient's at X, nothing at Y; without the scope: 403
+    backend = auth(backend_token(client, admin_token, world, ["system/Encounter.rs", "system/MedicationRequest.rs"]))
+    every = fhir(client.get(f"{FHIR}/Encounter", params={"_count": 100}, headers=backend), schema)
+    ids = {e["resource"]["id"] for e in every["entry"]}
+    assert {mine.consultation_id, theirs.consultation_id} <= ids and at_y.consultation_id not in ids
+    assert len(fhir(client.get(f"{FHIR}/MedicationRequest", headers=backend), schema)["entry"]) == 1
+    narrow = auth(backend_token(client, admin_token, world, ["system/Slot.rs"]))
+    outcome(client.get(f"{FHIR}/Encounter", headers=narrow), schema, 403, "scope_missing")
+    outcome(client.get(f"{FHIR}/MedicationRequest", headers=narrow), schema, 403, "scope_missing")
 
 
 def test_spec_examples_are_answered_with_clear_outcomes(

@@ -252,6 +252,27 @@ async def list_campuses(session: AsyncSession, *, hospital_id: uuid.UUID) -> lis
     )
 
 
+async def search_campuses(
+    session: AsyncSession,
+    *,
+    within: Collection[uuid.UUID],
+    ids: Collection[uuid.UUID] | None,
+    hospital_ids: Collection[uuid.UUID] | None,
+    name: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Campus], int]:
+    """Campuses of the ``within`` hospitals (a partner app's grants)."""
+    query: Select[Any] = select(Campus).where(Campus.hospital_id.in_(within))
+    if ids is not None:
+        query = query.where(Campus.id.in_(ids))
+    if hospital_ids is not None:
+        query = query.where(Campus.hospital_id.in_(hospital_ids))
+    if name:
+        query = query.where(Campus.name.contains(name))
+    return await _page(session, query.order_by(Campus.hospital_id, Campus.name, Campus.id), limit, offset)
+
+
 async def get_department(session: AsyncSession, department_id: uuid.UUID) -> Department:
     department = await session.get(Department, department_id)
     if department is None:
@@ -374,6 +395,46 @@ async def filings_of(
     for filing in rows:
         out[filing.practitioner_id].append(filing)
     return out
+
+
+async def search_filings(
+    session: AsyncSession,
+    *,
+    within: Collection[uuid.UUID],
+    ids: Collection[uuid.UUID] | None,
+    practitioner_ids: Collection[uuid.UUID] | None,
+    hospital_ids: Collection[uuid.UUID] | None,
+    department_ids: Collection[uuid.UUID] | None,
+    active_on: date | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[PractitionerFiling], int]:
+    """Filings at the ``within`` hospitals (a partner app's grants), not revoked, of active practitioners;
+    ``active_on``: only those valid on that day."""
+    query: Select[Any] = (
+        select(PractitionerFiling)
+        .join(Practitioner, Practitioner.id == PractitionerFiling.practitioner_id)
+        .where(
+            PractitionerFiling.hospital_id.in_(within),
+            PractitionerFiling.revoked_at.is_(None),
+            Practitioner.status == PractitionerStatus.active,
+        )
+    )
+    if ids is not None:
+        query = query.where(PractitionerFiling.id.in_(ids))
+    if practitioner_ids is not None:
+        query = query.where(PractitionerFiling.practitioner_id.in_(practitioner_ids))
+    if hospital_ids is not None:
+        query = query.where(PractitionerFiling.hospital_id.in_(hospital_ids))
+    if department_ids is not None:
+        query = query.where(PractitionerFiling.department_id.in_(department_ids))
+    if active_on is not None:
+        query = query.where(
+            PractitionerFiling.valid_from <= active_on,
+            or_(PractitionerFiling.valid_to.is_(None), PractitionerFiling.valid_to >= active_on),
+        )
+    order = (PractitionerFiling.hospital_id, PractitionerFiling.practitioner_id, PractitionerFiling.id)
+    return await _page(session, query.order_by(*order), limit, offset)
 
 
 async def create_practitioner(

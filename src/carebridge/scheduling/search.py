@@ -5,16 +5,15 @@ applied (a stopped session has no free places; a slot is free for a channel whil
 
 from __future__ import annotations
 
-import operator
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import cache
+from carebridge.database.paging import Bound, bounded, page
 from carebridge.scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -31,29 +30,6 @@ class SlotView:
     slot: Slot
     schedule: Schedule
     free: int  # places free in the channel's pool (0 when there is no pool or the session is stopped)
-
-
-# a time condition: (operator, instant), operator one of ">=", ">", "<=", "<"
-Bound = tuple[str, datetime]
-_OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-
-
-def _bounded(column: Any, bounds: list[Bound]) -> list[Any]:
-    return [_OPERATORS[op](column, at) for op, at in bounds]
-
-
-async def _page(
-    session: AsyncSession, query: Select[Any], limit: int, offset: int, exact_total: bool
-) -> tuple[list[Any], int | None]:
-    """A page of rows and the total: known when this is the last page; otherwise counted only if asked
-    (a count over a large result costs more than the page itself), else None (more pages follow)."""
-    rows = list((await session.execute(query.limit(limit + 1).offset(offset))).all())
-    if len(rows) <= limit:
-        return rows, offset + len(rows)
-    if not exact_total:
-        return rows[:limit], None
-    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return rows[:limit], int(total or 0)
 
 
 async def search_schedules(
@@ -83,7 +59,7 @@ async def search_schedules(
     if date_to is not None:
         query = query.where(Schedule.service_date <= date_to)
     query = query.order_by(Schedule.service_date, Schedule.starts_at, Schedule.id)
-    rows, total = await _page(session, query, limit, offset, exact_total)
+    rows, total = await page(session, query, limit, offset, exact_total)
     return [r[0] for r in rows], total
 
 
@@ -113,7 +89,7 @@ async def search_slots(
         query = query.where(Slot.id.in_(ids))
     if schedule_ids is not None:
         query = query.where(Slot.schedule_id.in_(schedule_ids))
-    query = query.where(*_bounded(Slot.starts_at, starts))
+    query = query.where(*bounded(Slot.starts_at, starts))
     if visit_type_codes:
         query = query.join(VisitType, VisitType.id == Schedule.visit_type_id)
         query = query.where(VisitType.code.in_(visit_type_codes))
@@ -122,7 +98,7 @@ async def search_slots(
         query = query.where(is_free)
     elif free is False:
         query = query.where(~is_free)
-    rows, total = await _page(session, query.order_by(Slot.starts_at, Slot.id), limit, offset, exact_total)
+    rows, total = await page(session, query.order_by(Slot.starts_at, Slot.id), limit, offset, exact_total)
     views = [
         SlotView(slot=slot, schedule=schedule, free=int(n) if status == ScheduleStatus.open else 0)
         for slot, schedule, n, status in rows
@@ -151,11 +127,11 @@ async def search_appointments(
         query = query.where(Appointment.id.in_(ids))
     if practitioner_id is not None:
         query = query.where(Appointment.practitioner_id == practitioner_id)
-    query = query.where(*_bounded(Appointment.starts_at, starts))
+    query = query.where(*bounded(Appointment.starts_at, starts))
     if statuses:
         query = query.where(Appointment.status.in_(statuses))
     query = query.order_by(Appointment.starts_at.desc(), Appointment.id)
-    rows, total = await _page(session, query, limit, offset, exact_total)
+    rows, total = await page(session, query, limit, offset, exact_total)
     return [r[0] for r in rows], total
 
 

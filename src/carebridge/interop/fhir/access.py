@@ -59,6 +59,16 @@ class Caller:
             reach.add(self.access.patient_id)
         return sorted(reach)
 
+    async def searched_patients(
+        self, session: AsyncSession, resource: str, asked: list[uuid.UUID] | None
+    ) -> list[uuid.UUID] | None:
+        """The patients a search covers: those the token reaches (``patients``) narrowed to the ``patient``
+        parameter's, when given."""
+        reach = await self.patients(session, resource, "s")
+        if asked is None:
+            return reach
+        return asked if reach is None else [p for p in reach if p in asked]
+
 
 async def caller(request: Request) -> Caller:
     """FastAPI dependency: the partner app behind ``Authorization: Bearer``; 401 otherwise."""

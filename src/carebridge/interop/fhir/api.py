@@ -7,14 +7,31 @@ from fastapi import APIRouter
 from carebridge.interop.fhir import capability
 from carebridge.interop.fhir.resources import (
     appointment,
+    encounter,
     healthcare_service,
+    location,
+    medication_request,
     organization,
     patient,
     practitioner,
+    practitioner_role,
     schedule,
     slot,
 )
 
 router = APIRouter(prefix="/fhir/R4", tags=["FHIR R4"])
-for module in (capability, organization, healthcare_service, practitioner, patient, schedule, slot, appointment):
+RESOURCE_MODULES = (
+    organization,
+    location,
+    healthcare_service,
+    practitioner,
+    practitioner_role,
+    patient,
+    schedule,
+    slot,
+    appointment,
+    encounter,
+    medication_request,
+)
+for module in (capability, *RESOURCE_MODULES):
     router.include_router(module.router)

@@ -21,7 +21,13 @@ COMMON = [("_id", "token"), ("_count", "number")]
 RESOURCES: dict[str, tuple[list[str], list[tuple[str, str]], list[str]]] = {
     "Organization": (["read", "search-type"], [("name", "string")], []),
     "HealthcareService": (["read", "search-type"], [("name", "string"), ("organization", "reference")], []),
+    "Location": (["read", "search-type"], [("name", "string"), ("organization", "reference")], []),
     "Practitioner": (["read", "search-type"], [("name", "string")], []),
+    "PractitionerRole": (
+        ["read", "search-type"],
+        [("practitioner", "reference"), ("organization", "reference"), ("service", "reference"), ("active", "token")],
+        [],
+    ),
     "Patient": (["read", "search-type"], [], []),
     "Schedule": (["read", "search-type"], [("actor", "reference"), ("date", "date"), ("active", "token")], []),
     "Slot": (
@@ -38,6 +44,16 @@ RESOURCES: dict[str, tuple[list[str], list[tuple[str, str]], list[str]]] = {
             ("date", "date"),
             ("status", "token"),
         ],
+        [],
+    ),
+    "Encounter": (
+        ["read", "search-type"],
+        [("patient", "reference"), ("practitioner", "reference"), ("date", "date"), ("status", "token")],
+        [],
+    ),
+    "MedicationRequest": (
+        ["read", "search-type"],
+        [("patient", "reference"), ("encounter", "reference"), ("status", "token")],
         [],
     ),
 }

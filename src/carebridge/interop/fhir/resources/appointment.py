@@ -108,10 +108,7 @@ async def search(request: Request, who: Caller = Depends(caller)) -> FhirRespons
     practitioners = params.ids("practitioner", resource="Practitioner") or params.ids("actor", resource="Practitioner")
     zone = request.app.state.settings.default_timezone
     async with request.app.state.db.read() as session:
-        reach = await who.patients(session, "Appointment", "s")
-        asked = params.ids("patient", resource="Patient")
-        if asked is not None:
-            reach = asked if reach is None else [p for p in reach if p in asked]
+        reach = await who.searched_patients(session, "Appointment", params.ids("patient", resource="Patient"))
         rows, total = await scheduling.search_appointments(
             session,
             hospitals=who.hospitals,
