@@ -22,6 +22,7 @@ from tests.factories import (
     load_formulary,
     make_consultation,
     make_hospital,
+    make_patient,
     make_schedule,
     make_staff,
     ok,
@@ -39,6 +40,7 @@ from tests.test_oauth import (
     redirect_query,
 )
 from tests.test_openplatform import backend_app, patient_app
+from tests.test_supervision import make_regulator
 
 FHIR = "/fhir/R4"
 SCOPES = ["launch/patient", "patient/*.rs", "patient/Appointment.cruds", "user/Slot.rs", "offline_access"]
@@ -439,6 +441,42 @@ def test_locations_roles_encounters_and_medication_requests(
     narrow = auth(backend_token(client, admin_token, world, ["system/Slot.rs"]))
     outcome(client.get(f"{FHIR}/Encounter", headers=narrow), schema, 403, "scope_missing")
     outcome(client.get(f"{FHIR}/MedicationRequest", headers=narrow), schema, 403, "scope_missing")
+
+
+def test_audit_events_for_regulators_in_their_region(client: httpx.Client, schema: Schema, admin_token: str) -> None:
+    # districts no other test uses: a district regulator becomes the most local one told of new cases there
+    near = make_hospital(client, admin_token, region="110106")
+    far = make_hospital(client, admin_token, region="110108")
+    near_schedule, far_schedule = make_schedule(client, near), make_schedule(client, far)
+    regulator = auth(make_regulator(client, admin_token, region="110106"))
+    everything = auth(admin_token)
+
+    def schedules_created(headers: dict[str, str]) -> dict[str, dict]:
+        params = {"subtype": "schedule.created", "_count": 100}
+        found = fhir(client.get(f"{FHIR}/AuditEvent", params=params, headers=headers), schema)
+        return {e["resource"]["entity"][0]["what"]["reference"]: e["resource"] for e in found["entry"]}
+
+    seen = schedules_created(regulator)
+    assert f"Schedule/{near_schedule['id']}" in seen and f"Schedule/{far_schedule['id']}" not in seen
+    event = seen[f"Schedule/{near_schedule['id']}"]
+    assert event["action"] == "C" and event["source"]["observer"]["reference"] == f"Organization/{near.hospital_id}"
+    assert event["agent"][0]["role"][0]["text"] == "hospital_admin"
+    far_event = schedules_created(everything)[f"Schedule/{far_schedule['id']}"]  # a platform admin sees all
+    outcome(client.get(f"{FHIR}/AuditEvent/{far_event['id']}", headers=regulator), schema, 404, "not_found")
+    fhir(client.get(f"{FHIR}/AuditEvent/{far_event['id']}", headers=everything), schema)
+    # a patient's unmasked read of their own profile: a read (R), found by patient
+    token, patient_id, _ = make_patient(client)
+    ok(client.get(f"/api/v1/patients/{patient_id}", headers=auth(token)))
+    reads = fhir(client.get(f"{FHIR}/AuditEvent", params={"patient": patient_id}, headers=everything), schema)
+    assert {e["resource"]["action"] for e in reads["entry"]} == {"R"}
+    assert "patient.personal_data.read" in {e["resource"]["subtype"][0]["code"] for e in reads["entry"]}
+    day = f"ge{clock.now().date().isoformat()}"
+    assert fhir(client.get(f"{FHIR}/AuditEvent", params={"date": day}, headers=regulator), schema)["entry"]
+    # nobody else: no token, a patient, a partner app's token
+    outcome(httpx.get(f"{client.base_url}{FHIR}/AuditEvent"), schema, 401, "not_authenticated")  # no cookies
+    outcome(client.get(f"{FHIR}/AuditEvent", headers=auth(token)), schema, 403, "role_not_allowed")
+    world = World(client, admin_token, scopes=["launch/patient", "patient/*.rs"])
+    outcome(client.get(f"{FHIR}/AuditEvent", headers=auth(world.token)), schema, 403, "regulators_only")
 
 
 def test_spec_examples_are_answered_with_clear_outcomes(

@@ -6,10 +6,11 @@ Written in the caller's transaction, so an audit record exists exactly when the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +18,7 @@ from carebridge.core import clock
 from carebridge.core.context import request_id_var
 from carebridge.core.ids import new_id
 from carebridge.database.base import Base
+from carebridge.database.paging import Bound, bounded, page
 
 
 class AuditRecord(Base):
@@ -33,7 +35,10 @@ class AuditRecord(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]]
 
-    __table_args__ = (Index("ix_audit_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_audit_subject", "subject_type", "subject_id"),
+        Index("ix_audit_hospital_time", "hospital_id", "occurred_at"),  # a regulator's trail, newest first
+    )
 
 
 def record(
@@ -59,3 +64,34 @@ def record(
             detail=detail or {},
         )
     )
+
+
+async def search_records(
+    session: AsyncSession,
+    *,
+    hospitals: Collection[uuid.UUID] | None,
+    ids: list[uuid.UUID] | None = None,
+    actions: list[str] | None = None,
+    actor_user_id: uuid.UUID | None = None,
+    subject: tuple[str, list[str]] | None = None,
+    occurred: list[Bound] = (),  # type: ignore[assignment]
+    limit: int,
+    offset: int = 0,
+    exact_total: bool = False,
+) -> tuple[list[AuditRecord], int | None]:
+    """Audit records of ``hospitals`` (None: every record, a platform admin's view), newest first."""
+    query = select(AuditRecord)
+    if hospitals is not None:
+        query = query.where(AuditRecord.hospital_id.in_(hospitals))
+    if ids is not None:
+        query = query.where(AuditRecord.id.in_(ids))
+    if actions:
+        query = query.where(AuditRecord.action.in_(actions))
+    if actor_user_id is not None:
+        query = query.where(AuditRecord.actor_user_id == actor_user_id)
+    if subject is not None:
+        query = query.where(AuditRecord.subject_type == subject[0], AuditRecord.subject_id.in_(subject[1]))
+    query = query.where(*bounded(AuditRecord.occurred_at, occurred))
+    order = (AuditRecord.occurred_at.desc(), AuditRecord.id)
+    rows, total = await page(session, query.order_by(*order), limit, offset, exact_total)
+    return [r[0] for r in rows], total

@@ -84,6 +84,12 @@ async def region_codes_within(session: AsyncSession, code: str) -> list[str]:
     return codes
 
 
+async def hospital_ids_in_region(session: AsyncSession, code: str) -> list[uuid.UUID]:
+    """The hospitals of a region and every region below it (a regulator's)."""
+    codes = await region_codes_within(session, code)
+    return list((await session.scalars(select(Hospital.id).where(Hospital.region_code.in_(codes)))).all())
+
+
 # --- hospitals ---------------------------------------------------------------------------------------------
 
 

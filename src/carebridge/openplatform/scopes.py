@@ -24,8 +24,7 @@ FHIR_RESOURCES = (
     "MedicationRequest",
     "DiagnosticReport",
     "Observation",
-    "AuditEvent",
-)
+)  # AuditEvent is not offered to apps: the audit trail is for regulators (docs/fhir.md)
 OTHER_SCOPES = ("openid", "fhirUser", "launch", "launch/patient", "offline_access", "online_access")
 _RESOURCE_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.(c?r?u?d?s?)$")
 MAX_SCOPES = 40

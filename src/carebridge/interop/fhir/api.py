@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from carebridge.interop.fhir import capability
 from carebridge.interop.fhir.resources import (
     appointment,
+    audit_event,
     encounter,
     healthcare_service,
     location,
@@ -32,6 +33,7 @@ RESOURCE_MODULES = (
     appointment,
     encounter,
     medication_request,
+    audit_event,
 )
 for module in (capability, *RESOURCE_MODULES):
     router.include_router(module.router)

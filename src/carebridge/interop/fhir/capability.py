@@ -56,6 +56,11 @@ RESOURCES: dict[str, tuple[list[str], list[tuple[str, str]], list[str]]] = {
         [("patient", "reference"), ("encounter", "reference"), ("status", "token")],
         [],
     ),
+    "AuditEvent": (  # regulators and platform admins, with their own CareBridge token
+        ["read", "search-type"],
+        [("date", "date"), ("subtype", "token"), ("agent", "reference"), ("patient", "reference")],
+        [],
+    ),
 }
 
 
@@ -89,7 +94,8 @@ def capability_statement(request: Request) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "documentation": "Partner apps only, with OAuth2 access tokens (SMART App Launch 2, Backend Services).",
+                "documentation": "Partner apps, with OAuth2 access tokens (SMART App Launch 2, Backend Services); "
+                "AuditEvent: regulators and platform admins, with their own CareBridge token.",
                 "security": {
                     "service": [
                         {
