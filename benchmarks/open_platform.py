@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -507,8 +508,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             token_requests.append(("POST", "/oauth/token", {}, form.encode(), "application/x-www-form-urlencoded"))
         warm = token_requests[:50]
         asyncio.run(drive(base, 8, warm))
+        cpu = CpuMeter(server)
         tokens = phase_result("tokens", *_phase(base, args.clients, token_requests[50:]), 200)
-        log(f"tokens: {tokens}")
+        tokens_cpu = cpu.per_request_ms(len(token_requests) - 50)
+        log(f"tokens: {tokens} {tokens_cpu}")
 
         # 2. slot searches, with a patient's token
         patient_token = fixture["people"][-1][0]
@@ -526,10 +529,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             q = f"start=ge{lo}&start=lt{hi}&_count=20".replace("+", "%2B")
             by_start.append(("GET", f"/fhir/R4/Slot?{q}", auth, None, ""))
         asyncio.run(drive(base, 8, by_schedule[:50] + by_start[:50]))
+        cpu = CpuMeter(server)
         search_schedule = phase_result("slot search by schedule", *_phase(base, args.search_clients, by_schedule), 200)
         log(f"slot search by schedule: {search_schedule}")
         search_start = phase_result("slot search by start", *_phase(base, args.search_clients, by_start), 200)
         log(f"slot search by start: {search_start}")
+        search_cpu = cpu.per_request_ms(2 * args.searches)
 
         # 3. bookings: each patient one free slot of the first week
         slots = fixture["bookable"][:]
@@ -546,8 +551,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
             bookings.append(("POST", "/fhir/R4/Appointment", headers, body, "application/fhir+json"))
+        cpu = CpuMeter(server)
         created = phase_result("appointment create", *_phase(base, args.clients, bookings), 201)
-        log(f"appointment create: {created}")
+        created_cpu = cpu.per_request_ms(len(bookings))
+        log(f"appointment create: {created} {created_cpu}")
         rss = [round(p.memory_info().rss / 2**20, 1) for p in server.worker_processes()]
     finally:
         if server is not None:
@@ -576,12 +583,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "appointment_errors": created["errors"],
         "booked": created["ok"],
         "rss_mb_per_worker": rss,
+        "cpu_ms_per_request": {"token": tokens_cpu, "slot_search": search_cpu, "appointment_create": created_cpu},
         "targets": {"slot_search_p95_ms": 50, "appointment_create_per_s": 500, "token_issuance_per_s": 1000},
     }
 
 
 def _phase(base: str, clients: int, requests: list[Any]) -> tuple[float, list[float], Counter[int], dict[int, bytes]]:
     return asyncio.run(drive(base, clients, requests))
+
+
+class CpuMeter:
+    """CPU per request of a phase: the API workers' own, and the whole machine's (workers, PostgreSQL, the event
+    worker and this load generator). Unlike requests per second, these do not move when the machine is slower
+    or busier for a while, so runs made hours apart compare (docs/performance.md)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        workers = sum(sum(p.cpu_times()[:2]) for p in self.server.worker_processes())
+        machine = psutil.cpu_times()
+        return workers, machine.user + machine.system + getattr(machine, "softirq", 0.0)
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        (w0, m0), (w1, m1) = self.start, self._read()
+        self.start = (w1, m1)
+        n = max(1, requests)
+        return {"worker_cpu_ms": round((w1 - w0) * 1000 / n, 2), "machine_cpu_ms": round((m1 - m0) * 1000 / n, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,18 @@ class Database:
             fn()
 
     @contextlib.asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncSession]:
+        """For a write that is one statement, atomic by itself: on PostgreSQL it runs in autocommit (no BEGIN
+        and COMMIT round trips; each statement commits as it ends, so never put two dependent writes here);
+        on SQLite it is a ``transaction()``."""
+        if self.is_sqlite:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self._reads() as session:  # the autocommit engine
+            yield session
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """For reads only: nothing written here is kept."""
         async with self._reads() as session:

@@ -421,9 +421,14 @@ class SmartAuthorizationServer(AuthorizationServer):
 
         return anyio.from_thread.run(call)
 
-    async def _call(self, fn: Callable[..., Awaitable[T]], *, read_only: bool = False, **kwargs: Any) -> T:
+    async def _call(
+        self, fn: Callable[..., Awaitable[T]], *, read_only: bool = False, single: bool = False, **kwargs: Any
+    ) -> T:
         if read_only:
             async with self.db.read() as session:
+                return await fn(session, **kwargs)
+        if single:  # one atomic statement (a client-credentials token with its jti): no BEGIN / COMMIT
+            async with self.db.single_statement() as session:
                 return await fn(session, **kwargs)
         async with self.db.transaction() as session:
             return await fn(session, **kwargs)
@@ -446,7 +451,7 @@ class SmartAuthorizationServer(AuthorizationServer):
             return await anyio.to_thread.run_sync(functools.partial(method, *args))
         if save is not None:
             try:
-                await self._call(tokens.save_token, **save)
+                await self._call(tokens.save_token, single=True, **save)
             except tokens.AssertionReplayed:
                 return self.handle_error_response(args[-1], InvalidClientError(description="JWT ID is used before."))
         return answer

@@ -15,7 +15,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, cast, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import audit, cache, clock
@@ -38,7 +39,42 @@ CLIENTS = cache.Cache("partner_client", setting="principal_cache_seconds", maxsi
 
 ACCESS_PREFIX = "cba_"  # access tokens: the JSON API tells them from users' session tokens by it
 REFRESH_PREFIX = "cbr_"
-_INSERT_TOKEN = insert(OAuthToken)  # built once: its parameters change, not the statement
+# Built once: their parameters change, not the statements. On the table, not the ORM entity: Core, not the ORM's
+# bulk insert path (the row is not read back).
+_INSERT_TOKEN = insert(OAuthToken.__table__)
+_TOKEN_COLUMNS = (
+    "id",
+    "app_id",
+    "user_id",
+    "patient_id",
+    "scope",
+    "access_hash",
+    "access_expires_at",
+    "refresh_hash",
+    "refresh_expires_at",
+    "family_id",
+    "code_id",
+    "created_at",
+)
+
+
+def _insert_token_once_per_assertion() -> object:
+    """PostgreSQL: the assertion's ``jti`` recorded and the token written in one statement; no token row when
+    the ``jti`` was there already (two requests at once: the unique key decides, the second waits and writes
+    nothing)."""
+    used_table, tokens = ClientAssertion.__table__, OAuthToken.__table__
+    used = (
+        postgresql.insert(used_table)
+        .values(client_id=bindparam("a_client_id"), jti=bindparam("a_jti"), expires_at=bindparam("a_expires_at"))
+        .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+        .returning(used_table.c.jti)
+        .cte("used")
+    )
+    values = select(*[cast(bindparam(c), tokens.c[c].type) for c in _TOKEN_COLUMNS]).select_from(used)
+    return insert(tokens).from_select(list(_TOKEN_COLUMNS), values).add_cte(used).returning(tokens.c.id)
+
+
+_INSERT_TOKEN_ONCE = _insert_token_once_per_assertion()
 
 
 class AssertionReplayed(Exception):
@@ -189,31 +225,35 @@ async def save_token(
     assertion: tuple[str, str, datetime] | None = None,
 ) -> None:
     """Write the token's row; with the client assertion that authenticated the request (client id, jti, expiry)
-    recorded in the same transaction, so an assertion gives one token even to two requests at once
-    (``AssertionReplayed`` for the second)."""
+    recorded atomically with it (one statement on PostgreSQL, the same transaction on SQLite), so an assertion
+    gives one token even to two requests at once (``AssertionReplayed`` for the second)."""
     now = clock.now()
+    refresh = token.get("refresh_token")
+    row = {
+        "id": new_id(),
+        "app_id": app.id,
+        "user_id": user_id,
+        "patient_id": patient_id,
+        "scope": token.get("scope", ""),
+        "access_hash": digest(token["access_token"]),
+        "access_expires_at": now + timedelta(seconds=int(token["expires_in"])),
+        "refresh_hash": digest(refresh) if refresh else None,
+        "refresh_expires_at": now + refresh_ttl if refresh and refresh_ttl else None,
+        "family_id": family_id or uuid.uuid4(),
+        "code_id": code_id,
+        "created_at": now,
+    }
+    if assertion is not None and session.bind.dialect.name == "postgresql":
+        client_id, jti, expires_at = assertion
+        params = {**row, "a_client_id": client_id, "a_jti": jti, "a_expires_at": expires_at}
+        if (await session.execute(_INSERT_TOKEN_ONCE, params)).first() is None:  # type: ignore[call-overload]
+            raise AssertionReplayed(jti)
+        return
     if assertion is not None:
         client_id, jti, expires_at = assertion
         if not await use_assertion(session, client_id=client_id, jti=jti, expires_at=expires_at):
             raise AssertionReplayed(jti)
-    refresh = token.get("refresh_token")
-    await session.execute(  # Core, not the unit of work: the row is not read back
-        _INSERT_TOKEN,
-        {
-            "id": new_id(),
-            "app_id": app.id,
-            "user_id": user_id,
-            "patient_id": patient_id,
-            "scope": token.get("scope", ""),
-            "access_hash": digest(token["access_token"]),
-            "access_expires_at": now + timedelta(seconds=int(token["expires_in"])),
-            "refresh_hash": digest(refresh) if refresh else None,
-            "refresh_expires_at": now + refresh_ttl if refresh and refresh_ttl else None,
-            "family_id": family_id or uuid.uuid4(),
-            "code_id": code_id,
-            "created_at": now,
-        },
-    )
+    await session.execute(_INSERT_TOKEN, row)
 
 
 async def find_refresh(session: AsyncSession, *, refresh_token: str) -> OAuthToken | None:
