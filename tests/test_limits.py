@@ -9,7 +9,8 @@ import httpx
 
 from tests.factories import auth, ok
 from tests.test_fhir import FHIR, World
-from tests.test_openplatform import APPS, make_developer
+from tests.test_oauth import ASSERTION_TYPE, approved, assertion, oauth_error
+from tests.test_openplatform import APPS, backend_app, make_developer
 from tests.test_supervision import wait_for
 
 
@@ -43,7 +44,9 @@ def test_rate_limit_quota_usage_and_alerts(client: httpx.Client, admin_token: st
     seen = wait_for(rows, lambda r: r.get(("GET /fhir/R4/Slot", 429), 0) == statuses.count(429))
     assert seen[("GET /fhir/R4/Slot", 200)] == statuses.count(200)
     figures = ok(client.get(usage_url, headers=dev))
-    assert figures["rate_limit_per_second"] == 2 and figures["calls_today"] == len(statuses)
+    # the calls: the searches, and the code exchange at the token endpoint that gave the patient's token
+    assert figures["rate_limit_per_second"] == 2 and figures["calls_today"] == len(statuses) + 1
+    assert seen[("POST /oauth/token", 200)] == 1
     assert client.get(usage_url, headers=auth(make_developer(client))).status_code == 404
 
     # a daily quota: once used up, every call is refused until midnight (UTC)
@@ -64,3 +67,38 @@ def test_rate_limit_quota_usage_and_alerts(client: httpx.Client, admin_token: st
     # back to the defaults
     assert ok(client.put(limits, headers=admin, json={}))["daily_quota"] is None
     assert client.get(search, headers=h).status_code == 200
+
+
+def test_token_endpoint_limits_are_taken_only_by_answered_requests(client: httpx.Client, admin_token: str) -> None:
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-384", parameters={"kid": "k1"})
+    app = approved(
+        client, admin_token, backend_app(jwks={"keys": [key.as_dict(private=False)]}, scopes=["system/Slot.rs"])
+    )
+    ok(client.put(f"{APPS}/{app['id']}/limits", headers=auth(admin_token), json={"rate_limit_per_second": 1}))
+    audience = str(client.base_url).rstrip("/") + "/oauth/token"
+
+    def request(signing_key: ECKey) -> httpx.Response:
+        form = {
+            "grant_type": "client_credentials",
+            "scope": "system/Slot.rs",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(signing_key, app["client_id"], audience),
+        }
+        return client.post("/oauth/token", data=form)
+
+    # anyone may name the app (its client id is public): forged requests are refused and take nothing
+    forger = ECKey.generate_key("P-384", parameters={"kid": "k1"})
+    for _ in range(6):
+        oauth_error(request(forger), "invalid_client")
+    # the app's own: a burst of twice its rate, then 429 in OAuth's shape with Retry-After
+    answers = [request(key) for _ in range(6)]
+    statuses = [r.status_code for r in answers]
+    assert statuses[:2] == [200, 200] and 429 in statuses, statuses
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["error"] == "rate_limited" and int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["cache-control"] == "no-store"
+    # a new limit is in force at once
+    ok(client.put(f"{APPS}/{app['id']}/limits", headers=auth(admin_token), json={"rate_limit_per_second": 1000}))
+    assert request(key).status_code == 200

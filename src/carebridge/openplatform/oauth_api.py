@@ -4,11 +4,13 @@ which every OAuth client library reads, not the JSON API's (docs/openplatform.md
 
 from __future__ import annotations
 
+import base64
 import hmac
 import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import orjson
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from carebridge.auth.dependencies import CSRF_COOKIE
 from carebridge.auth.models import Role
 from carebridge.openplatform import scopes as smart
+from carebridge.openplatform import tokens, usage
 from carebridge.openplatform.authorization import DEFER_JTI, ISSUER, Consent, SmartAuthorizationServer
 from carebridge.openplatform.authorization import Request as OAuthRequest
 from carebridge.patients import service as patients
@@ -112,13 +115,58 @@ async def discovery(request: Request) -> JSONResponse:
     return JSONResponse(config)
 
 
+def _claimed_client_id(values: dict[str, str]) -> str | None:
+    """The client a token-endpoint request says it is (``client_id``, or the ``sub`` of its client assertion),
+    before anything is verified: only to find the app's limits."""
+    if values.get("client_id"):
+        return values["client_id"][:80]
+    parts = values.get("client_assertion", "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub[:80] if isinstance(sub, str) else None
+
+
+async def _limited_client(request: Request, form: dict[str, str]) -> tokens.Client | None:
+    client_id = _claimed_client_id(form)
+    if client_id is None:
+        return None
+    found = tokens.CLIENTS.get(client_id)
+    if found is None:
+        async with request.app.state.db.read() as session:
+            found = await tokens.client(session, client_id)
+    return found
+
+
 async def _form_endpoint(request: Request, method: str, *args: str) -> Response:
-    """A form POST answered by one of Authlib's server methods (``create_token_response``, ...)."""
+    """A form POST answered by one of Authlib's server methods (``create_token_response``, ...).
+
+    The app's rate limit and daily quota apply (docs/openplatform.md): a request finding them used up is
+    429 (OAuth's error shape, with ``Retry-After``); only a successful answer takes from them, so requests
+    that merely name an app (its client id is public) cannot use up its limits."""
     oauth = await _read(request, form_only=True)
     if isinstance(oauth, Response):
         return oauth
+    client = await _limited_client(request, oauth.form)
+    settings = request.app.state.settings
+    if client is not None:
+        rate = client.rate_limit_per_second or settings.partner_rate_limit_per_second
+        quota = client.daily_quota or settings.partner_daily_quota
+        refusal = usage.METER.refusal(client.id, rate=rate, daily_quota=quota)
+        if refusal is not None:
+            response = _error(refusal.code, refusal.message, status=429)
+            response.headers.update(refusal.headers or {})
+            return response
     srv = server(request)
-    return _answer(await srv.respond(getattr(srv, method), *args, oauth))
+    answer = _answer(await srv.respond(getattr(srv, method), *args, oauth))
+    if client is not None and answer.status_code < 400:
+        usage.METER.charge(client.id)
+        request.state.partner = client  # counted in the app's usage
+    return answer
 
 
 @router.post("/oauth/token", summary="Token endpoint: authorization_code (PKCE), refresh_token, client_credentials")

@@ -269,6 +269,7 @@ async def set_limits(
         daily_quota=daily_quota,
     )
     await cache.invalidate(session, tokens.ACCESS)
+    await cache.invalidate(session, tokens.CLIENTS)  # the token endpoint's limits
     return app
 
 

@@ -99,6 +99,12 @@ class Client:
     redirect_uris: tuple[str, ...]
     scopes: tuple[str, ...]
     jwks: dict | None
+    rate_limit_per_second: int | None = None  # the app's own limits; None: the platform's defaults
+    daily_quota: int | None = None
+
+    @property
+    def app_id(self) -> uuid.UUID:  # as ``PartnerAccess`` names it, for the usage meter
+        return self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,8 @@ async def client(session: AsyncSession, client_id: str) -> Client | None:
         redirect_uris=tuple(app.redirect_uris),
         scopes=tuple(app.scopes),
         jwks=app.jwks,
+        rate_limit_per_second=app.rate_limit_per_second,
+        daily_quota=app.daily_quota,
     )
     CLIENTS.set(client_id, found)
     return found

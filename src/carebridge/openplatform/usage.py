@@ -63,11 +63,18 @@ class Meter:
 
     def admit(self, app_id: uuid.UUID, *, rate: int, daily_quota: int | None) -> None:
         """Let one request through, or 429 ``rate_limited`` / ``quota_exceeded`` with ``Retry-After``."""
-        today = clock.now().date()
-        key = (app_id, today)
+        refusal = self.refusal(app_id, rate=rate, daily_quota=daily_quota)
+        if refusal is not None:
+            raise refusal
+        self.charge(app_id)
+
+    def refusal(self, app_id: uuid.UUID, *, rate: int, daily_quota: int | None) -> TooManyRequests | None:
+        """Why the app's next request would be refused now (its bucket refilled to this moment), or None;
+        nothing is taken."""
+        key = (app_id, clock.now().date())
         if daily_quota is not None and self.used_today(key) >= daily_quota:
             seconds = int(86400 - (clock.now().timestamp() % 86400)) + 1  # until midnight UTC
-            raise TooManyRequests(
+            return TooManyRequests(
                 "quota_exceeded",
                 f"the app's daily quota of {daily_quota} calls is used up",
                 details={"daily_quota": daily_quota, "retry_after": seconds},
@@ -82,13 +89,20 @@ class Meter:
         bucket.at = now
         if bucket.tokens < 1.0:
             wait = (1.0 - bucket.tokens) / rate
-            raise TooManyRequests(
+            return TooManyRequests(
                 "rate_limited",
                 f"the app sends more than {rate} requests per second",
                 details={"rate_per_second": rate, "retry_after": round(wait, 3)},
                 headers={"Retry-After": str(max(1, int(wait + 0.999)))},
             )
-        bucket.tokens -= 1.0
+        return None
+
+    def charge(self, app_id: uuid.UUID) -> None:
+        """Take one request from the app's bucket (after ``refusal`` found room) and count it for the quota."""
+        bucket = self.buckets.get(app_id)
+        if bucket is not None:
+            bucket.tokens -= 1.0
+        key = (app_id, clock.now().date())
         self.today_local[key] = self.today_local.get(key, 0) + 1
 
     def record(self, app_id: uuid.UUID, method: str, path: str, status: int, ms: float) -> None:
