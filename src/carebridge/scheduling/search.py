@@ -9,11 +9,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import cache
 from carebridge.database.paging import Bound, bounded, page
+from carebridge.scheduling import availability
 from carebridge.scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -167,6 +168,30 @@ async def slot_within(session: AsyncSession, *, slot_id: uuid.UUID, hospitals: f
     """Whether the slot exists at one of these hospitals."""
     found = await session.scalar(select(Slot.id).where(Slot.id == slot_id, Slot.hospital_id.in_(hospitals)))
     return found is not None
+
+
+_POOL_HOSPITAL_AND_FREE = select(SlotPool.hospital_id, SlotPool.capacity - SlotPool.booked - SlotPool.held).where(
+    SlotPool.slot_id == bindparam("slot_id"), SlotPool.channel == bindparam("channel")
+)
+
+
+async def partner_place(
+    session: AsyncSession, *, slot_id: uuid.UUID, channel: str, hospitals: frozenset[uuid.UUID]
+) -> str:
+    """A partner app's look at a slot before booking it, in one read: ``unknown`` (no such slot at the
+    hospitals that granted the app), ``full`` (no place left in the app's pool, or no pool) or ``open``. A pool
+    this worker saw full costs only the hospital check. The write path re-checks everything."""
+    if availability.known_full(slot_id, channel):
+        return "full" if await slot_within(session, slot_id=slot_id, hospitals=hospitals) else "unknown"
+    row = (await session.execute(_POOL_HOSPITAL_AND_FREE, {"slot_id": slot_id, "channel": channel})).first()
+    if row is None:  # no pool for the app in this slot, or no such slot
+        return "full" if await slot_within(session, slot_id=slot_id, hospitals=hospitals) else "unknown"
+    if row[0] not in hospitals:
+        return "unknown"
+    if row[1] <= 0:
+        availability.mark_full(slot_id, channel)
+        return "full"
+    return "open"
 
 
 async def seen_at(session: AsyncSession, *, patient_id: uuid.UUID, hospitals: frozenset[uuid.UUID]) -> bool:

@@ -180,14 +180,15 @@ async def create(
                 "the token does not act for this patient",
                 details={"field": "Appointment.participant"},
             )
-        if not await scheduling.slot_within(session, slot_id=slot_id, hospitals=who.hospitals):
+        place = await scheduling.partner_place(session, slot_id=slot_id, channel=who.channel, hospitals=who.hospitals)
+        if place == "unknown":
             raise Invalid(
                 "unknown_reference",
                 f"Slot/{slot_id} is not known here",
                 details={"field": "Appointment.slot"},
                 status=422,
             )
-        if await booking.pool_is_full(session, slot_id, who.channel):
+        if place == "full":
             raise Conflict("slot_full", "no places left in this slot for this app", details={"slot_id": str(slot_id)})
 
     async def write(session: AsyncSession) -> dict[str, Any]:
