@@ -139,6 +139,14 @@ def test_developer_portal_from_sign_up_to_deliveries_and_usage(  # noqa: PLR0915
     assert eventually(lambda: logged()[0]["attempts"] > before, timeout=30)
     dev.snap("deliveries-and-usage")
 
+    # the developer resets the sandbox (after confirming): the booking is cancelled, its place free again
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#sandbox-reset")
+    expect(page.locator("#flash")).to_contain_text("Sandbox reset: 1 appointments cancelled")
+    appointment = ok(client.get(f"{FHIR}/Appointment/{booked.json()['id']}", headers=h))
+    assert appointment["status"] == "cancelled"
+    dev.snap("sandbox-reset")
+
     # a hospital admin or a patient may not open the portal; anonymous visitors go to the login page
     anon = screens("portal-anonymous", DESKTOP)
     anon.page.goto(f"/portal/apps/{app_id}")

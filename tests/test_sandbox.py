@@ -15,6 +15,7 @@ from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.openplatform import sandbox
 from carebridge.openplatform.models import Sandbox
+from carebridge.scheduling.models import BookingBlock
 from tests.factories import auth, login, ok
 from tests.test_fhir import FHIR, SCOPES, new_appointment
 from tests.test_oauth import authorize_params, code_exchange, consent, pkce, redirect_query
@@ -81,7 +82,42 @@ def test_sandbox_made_at_approval_and_hidden(server, client: httpx.Client, admin
     assert made == 3 * 8 and until == (clock.local_today("Asia/Shanghai") + timedelta(days=16)).isoformat()
 
 
-def test_test_patient_books_in_the_sandbox_through_fhir(client: httpx.Client, admin_token: str) -> None:
+def _block(server, hospital_id: str, patient_id: str) -> None:  # type: ignore[no-untyped-def]
+    """A no-show block, as the credit policy would write it."""
+
+    async def write() -> None:
+        db = Database(server.settings)
+        try:
+            async with db.transaction() as session:
+                session.add(
+                    BookingBlock(
+                        hospital_id=uuid.UUID(hospital_id),
+                        patient_id=uuid.UUID(patient_id),
+                        ends_on=clock.now().date() + timedelta(days=90),
+                        no_show_count=3,
+                        reason="3 no-shows in 90 days",
+                    )
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(write())
+
+
+def _lift_reasons(server, patient_id: str) -> list[str | None]:  # type: ignore[no-untyped-def]
+    async def read() -> list[str | None]:
+        db = Database(server.settings)
+        try:
+            async with db.read() as session:
+                query = select(BookingBlock.lift_reason).where(BookingBlock.patient_id == uuid.UUID(patient_id))
+                return list((await session.scalars(query)).all())
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+def test_test_patient_books_in_the_sandbox_through_fhir(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
     dev = auth(make_developer(client))
     app = ok(client.post(APPS, headers=dev, json=patient_app(scopes=SCOPES)), 201)
     ok(client.post(f"{APPS}/{app['id']}/review", headers=auth(admin_token), json={"decision": "approve"}))
@@ -109,3 +145,20 @@ def test_test_patient_books_in_the_sandbox_through_fhir(client: httpx.Client, ad
     )
     assert booked.status_code == 201, booked.text
     assert booked.json()["participant"][0]["actor"]["reference"] == f"Patient/{child['id']}"
+
+    # the developer resets the sandbox: the booking is cancelled by the system and the place is free again
+    before = ok(client.get(f"{FHIR}/Slot/{slot['id']}", headers=h))["comment"]
+    reset = f"{APPS}/{app['id']}/sandbox/reset"
+    assert client.post(reset, headers=auth(make_developer(client))).status_code == 404  # not theirs
+    assert client.post(reset, headers=auth(login(client, account["username"], account["password"]))).status_code == 403
+    myself = next(p for p in account["patients"] if p["relation"] == "self")
+    _block(server, box["hospital_id"], myself["id"])  # the test patient had missed three visits
+    assert ok(client.post(reset, headers=dev)) == {"appointments_cancelled": 1, "blocks_lifted": 1}
+    assert _lift_reasons(server, myself["id"]) == ["沙箱重置 sandbox reset"]
+    appointment = ok(client.get(f"{FHIR}/Appointment/{booked.json()['id']}", headers=h))
+    assert appointment["status"] == "cancelled" and "sandbox reset" in appointment["cancelationReason"]["text"]
+    after = ok(client.get(f"{FHIR}/Slot/{slot['id']}", headers=h))
+    assert after["status"] == "free" and after["comment"] != before
+    assert ok(client.post(reset, headers=dev)) == {"appointments_cancelled": 0, "blocks_lifted": 0}
+    pending = ok(client.post(APPS, headers=dev, json=patient_app(scopes=SCOPES)), 201)
+    assert client.post(f"{APPS}/{pending['id']}/sandbox/reset", headers=dev).status_code == 404

@@ -26,6 +26,7 @@ from carebridge.openplatform.schemas import (
     SandboxAccountOut,
     SandboxEntry,
     SandboxOut,
+    SandboxResetOut,
 )
 from carebridge.openplatform.webhooks_api import router as webhooks_router
 
@@ -102,6 +103,23 @@ async def get_sandbox(
             practitioners=[SandboxEntry(id=p.id, name=p.name) for p in box.practitioners],
             test_patients=[SandboxAccountOut.model_validate(t) for t in box.test_patients],
         )
+
+
+@v1.post(
+    "/partner-apps/{app_id}/sandbox/reset",
+    response_model=SandboxResetOut,
+    summary="Reset the sandbox: its booked appointments cancelled, its no-show blocks lifted (its developer)",
+)
+async def reset_sandbox(
+    app_id: uuid.UUID, principal: Principal = Depends(current_principal), db: Database = Depends(get_db)
+) -> SandboxResetOut:
+    principal.require_role(Role.developer, Role.platform_admin)
+    async with db.transaction() as session:
+        app = await service.get_app(session, principal=principal, app_id=app_id)
+        counts = await sandbox.reset(session, principal=principal, app=app)
+        if counts is None:
+            raise not_found("sandbox of partner app", app_id)
+    return SandboxResetOut(**counts)
 
 
 @v1.post("/partner-apps/{app_id}/review", response_model=AppOut, summary="Approve, suspend or reject an app")

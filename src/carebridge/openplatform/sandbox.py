@@ -40,6 +40,7 @@ from carebridge.directory.models import (
 )
 from carebridge.openplatform.models import HospitalGrant, PartnerApp, Sandbox, SandboxPatient
 from carebridge.patients.models import Patient, PatientLink, Relation
+from carebridge.scheduling import booking, credit
 from carebridge.scheduling.models import BookingRule, NoShowPolicy, ScheduleTemplate, Session, VisitType
 
 REGIONS = (("990000", "开发者沙箱", None), ("990100", "沙箱测试区", "990000"))
@@ -271,6 +272,40 @@ async def roll_step(db: Database) -> dict[str, int]:
             if sandbox is not None:
                 made += await roll_forward(session, sandbox, today)
     return {"sandbox_schedules_made": made}
+
+
+RESET_REASON = "沙箱重置 sandbox reset"
+
+
+async def reset(session: AsyncSession, *, principal: Principal, app: PartnerApp) -> dict[str, int] | None:
+    """Give the developer a clean sandbox again: every booked appointment there cancelled (the places back in
+    the app's pool, an ``appointment.cancelled`` event each, so the app's webhooks see them) and every no-show
+    block lifted. Sessions, people and history stay. None before approval (no sandbox)."""
+    sandbox = await session.scalar(select(Sandbox).where(Sandbox.app_id == app.id))
+    if sandbox is None:
+        return None
+    cancelled = await booking.cancel_all_booked(
+        session, hospital_id=sandbox.hospital_id, reason=RESET_REASON, actor=principal.actor
+    )
+    lifted = await credit.lift_all(
+        session,
+        hospital_id=sandbox.hospital_id,
+        reason=RESET_REASON,
+        actor=principal.actor,
+        actor_user_id=principal.user_id,
+    )
+    counts = {"appointments_cancelled": cancelled, "blocks_lifted": lifted}
+    audit.record(
+        session,
+        action="partner_app.sandbox_reset",
+        subject_type="partner_app",
+        subject_id=app.id,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role.value,
+        hospital_id=sandbox.hospital_id,
+        detail=counts,
+    )
+    return counts
 
 
 async def view(session: AsyncSession, *, principal: Principal, app: PartnerApp) -> SandboxView | None:

@@ -171,3 +171,8 @@ class SandboxOut(Output):
     departments: list[SandboxEntry]
     practitioners: list[SandboxEntry]
     test_patients: list[SandboxAccountOut]
+
+
+class SandboxResetOut(Output):
+    appointments_cancelled: int
+    blocks_lifted: int

@@ -441,6 +441,22 @@ async def cancel(session: AsyncSession, *, principal: Principal, appointment_id:
     return appt
 
 
+async def cancel_all_booked(session: AsyncSession, *, hospital_id: uuid.UUID, reason: str, actor: str) -> int:
+    """Cancel every booked appointment at a hospital, by the system (a partner app's sandbox reset): each place
+    goes back to its pool (or to the first on the waitlist), each an ``appointment.cancelled`` event."""
+    rows = (
+        await session.scalars(
+            select(Appointment).where(
+                Appointment.hospital_id == hospital_id, Appointment.status == AppointmentStatus.booked
+            )
+        )
+    ).all()
+    for appt in rows:
+        await _mark_cancelled(session, appt, by="system", reason=reason)
+        emit(session, "appointment.cancelled", appt, actor, reason=reason, cancelled_by="system")
+    return len(rows)
+
+
 async def cancel_for_stopped_schedule(session: AsyncSession, *, appt: Appointment, reason: str, actor: str) -> None:
     """Cancel one appointment of a stopped session (pools were already emptied by the stop)."""
     await session.execute(

@@ -169,6 +169,32 @@ async def lift_block(session: AsyncSession, *, principal: Principal, block_id: u
     return block
 
 
+async def lift_all(
+    session: AsyncSession, *, hospital_id: uuid.UUID, reason: str, actor: str, actor_user_id: uuid.UUID
+) -> int:
+    """Lift every standing block at a hospital (a partner app's sandbox reset), each a ``booking.block_lifted``
+    event."""
+    lifted = (
+        await session.execute(
+            update(BookingBlock)
+            .where(BookingBlock.hospital_id == hospital_id, BookingBlock.lifted_at.is_(None))
+            .values(lifted_at=clock.now(), lifted_by=actor_user_id, lift_reason=reason)
+            .returning(BookingBlock.id, BookingBlock.patient_id)
+        )
+    ).all()
+    for block_id, patient_id in lifted:
+        append_event(
+            session,
+            "booking.block_lifted",
+            subject_type="patient",
+            subject_id=patient_id,
+            hospital_id=hospital_id,
+            actor=actor,
+            data={"patient_id": patient_id, "block_id": block_id, "reason": reason},
+        )
+    return len(lifted)
+
+
 async def list_blocks(
     session: AsyncSession, *, principal: Principal, hospital_id: uuid.UUID, include_lifted: bool
 ) -> list[BookingBlock]:

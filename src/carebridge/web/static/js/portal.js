@@ -196,6 +196,19 @@
       });
     }
 
+    function resetButton() {
+      var button = h('button', { type: 'button', class: 'btn small danger', id: 'sandbox-reset' }, '重置沙箱 Reset the sandbox');
+      button.addEventListener('click', function () {
+        CB.hideMessage();
+        if (!window.confirm('取消沙箱中所有已预约的号并解除爽约限制？ Cancel every booked appointment in the sandbox and lift its no-show blocks?')) return;
+        CB.busy(button, CB.api('POST', url + '/sandbox/reset')).then(function (done) {
+          CB.show('success', '沙箱已重置：取消 ' + done.appointments_cancelled + ' 个预约，解除 ' + done.blocks_lifted +
+            ' 个限制 Sandbox reset: ' + done.appointments_cancelled + ' appointments cancelled, ' + done.blocks_lifted + ' blocks lifted');
+        }).catch(CB.showError);
+      });
+      return button;
+    }
+
     function loadSandbox() {
       return CB.get(url + '/sandbox', { stay: true }).then(function (box) {
         CB.fill(CB.$('#sandbox-body'), [
@@ -215,7 +228,8 @@
               h('td', {}, t.patients.map(function (p) {
                 return h('div', {}, CB.label('relation', p.relation) + ' ' + p.name + ' ', h('small', { class: 'mono' }, 'Patient/' + p.id));
               })));
-          })))
+          }))),
+          h('p', { class: 'muted mt' }, '预约与爽约记录可随时清空重来（排班、人员和历史保留）。Start again at any time: bookings are cancelled and no-show blocks lifted (sessions, people and history stay). ', resetButton())
         ]);
       }).catch(function (err) {
         if (!(err instanceof CB.ApiError && err.status === 404)) CB.showError(err);
