@@ -478,6 +478,17 @@ def test_audit_events_for_regulators_in_their_region(client: httpx.Client, schem
     world = World(client, admin_token, scopes=["launch/patient", "patient/*.rs"])
     outcome(client.get(f"{FHIR}/AuditEvent", headers=auth(world.token)), schema, 403, "regulators_only")
 
+    # a partner app reading a patient of the regulator's region: no hospital's record, the patient's region's
+    browser, local = patient_browser(client.base_url, region="110106")
+    app_token = auth(world.login(client, browser, local))
+    fhir(client.get(f"{FHIR}/Patient/{local}", headers=app_token), schema)
+    fhir(client.get(f"{FHIR}/Patient/{world.patient_id}", headers=auth(world.token)), schema)  # a 110105 patient
+    app_reads = {"patient": f"{local},{world.patient_id}", "subtype": "patient.personal_data.read", "_count": 100}
+    found = fhir(client.get(f"{FHIR}/AuditEvent", params=app_reads, headers=regulator), schema)
+    partner_reads = [e["resource"] for e in found["entry"] if e["resource"]["agent"][0].get("altId")]
+    assert [r["entity"][0]["what"]["reference"] for r in partner_reads] == [f"Patient/{local}"]
+    assert partner_reads[0]["agent"][0]["altId"] == world.app["client_id"]
+
 
 def test_spec_examples_are_answered_with_clear_outcomes(
     client: httpx.Client, schema: Schema, admin_token: str, testdata: Path

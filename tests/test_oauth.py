@@ -29,14 +29,15 @@ def approved(client: httpx.Client, admin_token: str, body: dict) -> dict:
     return {**app, "developer_token": token}
 
 
-def patient_browser(base_url: httpx.URL) -> tuple[httpx.Client, str]:
-    """A browser-like client logged in as a new patient (session and CSRF cookies), and the patient's id."""
+def patient_browser(base_url: httpx.URL, region: str = "110105") -> tuple[httpx.Client, str]:
+    """A browser-like client logged in as a new patient (session and CSRF cookies, an ID number of ``region``),
+    and the patient's id."""
     browser = httpx.Client(base_url=base_url, follow_redirects=False)
     username = unique("pat")
     body = {"username": username, "password": PASSWORD, "display_name": "李华"}
     ok(browser.post("/api/v1/auth/register", json=body), 201)
     token = login(browser, username)
-    profile = {"name": "李华", "id_number": make_id_number(), "phone": make_phone()}
+    profile = {"name": "李华", "id_number": make_id_number(region=region), "phone": make_phone()}
     patient = ok(browser.post("/api/v1/patients", headers=auth(token), json=profile), 201)
     return browser, patient["id"]
 

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, select
+from sqlalchemy import Index, String, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,12 +32,16 @@ class AuditRecord(Base):
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[str] = mapped_column(String(64))
     hospital_id: Mapped[uuid.UUID | None]
+    # the patient's region, for a record attributed to no hospital (a partner app reading a patient's data):
+    # the regulators of that region see it
+    region: Mapped[str | None] = mapped_column(String(12))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]]
 
     __table_args__ = (
         Index("ix_audit_subject", "subject_type", "subject_id"),
         Index("ix_audit_hospital_time", "hospital_id", "occurred_at"),  # a regulator's trail, newest first
+        Index("ix_audit_region_time", "region", "occurred_at"),
     )
 
 
@@ -51,6 +55,7 @@ def record(
     actor_role: str | None,
     hospital_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
+    region: str | None = None,
 ) -> None:
     session.add(
         AuditRecord(
@@ -60,6 +65,7 @@ def record(
             subject_type=subject_type,
             subject_id=str(subject_id),
             hospital_id=hospital_id,
+            region=region,
             request_id=request_id_var.get(),
             detail=detail or {},
         )
@@ -70,6 +76,7 @@ async def search_records(
     session: AsyncSession,
     *,
     hospitals: Collection[uuid.UUID] | None,
+    region_prefix: str | None = None,
     ids: list[uuid.UUID] | None = None,
     actions: list[str] | None = None,
     actor_user_id: uuid.UUID | None = None,
@@ -79,10 +86,17 @@ async def search_records(
     offset: int = 0,
     exact_total: bool = False,
 ) -> tuple[list[AuditRecord], int | None]:
-    """Audit records of ``hospitals`` (None: every record, a platform admin's view), newest first."""
+    """Audit records of ``hospitals`` (None: every record, a platform admin's view), and with
+    ``region_prefix`` those attributed to no hospital whose patient's region starts with it; newest first."""
     query = select(AuditRecord)
     if hospitals is not None:
-        query = query.where(AuditRecord.hospital_id.in_(hospitals))
+        mine = AuditRecord.hospital_id.in_(hospitals)
+        if region_prefix:
+            mine = or_(
+                mine,
+                and_(AuditRecord.hospital_id.is_(None), AuditRecord.region.startswith(region_prefix, autoescape=True)),
+            )
+        query = query.where(mine)
     if ids is not None:
         query = query.where(AuditRecord.id.in_(ids))
     if actions:

@@ -189,6 +189,7 @@ async def patient_for_app(
         actor_user_id=user_id,
         actor_role="partner_app",
         detail={"purpose": "partner_app", "client_id": client_id, "name_shown": show_name},
+        region=patient.region,  # the regulators of the patient's region see which apps read it
     )
     out = _present(patient, unmasked=False)
     return out.model_copy(update={"name": patient.name}) if show_name else out

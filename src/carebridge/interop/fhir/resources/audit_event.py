@@ -21,6 +21,7 @@ from carebridge.interop.fhir.outcome import FhirResponse
 from carebridge.interop.fhir.resources.common import SYSTEM, gone, parse_id, reference
 from carebridge.interop.fhir.search import Params, bundle, instant
 from carebridge.openplatform.tokens import ACCESS_PREFIX
+from carebridge.supervision.catalog import region_prefix
 
 router = APIRouter()
 SEARCH = ("date", "subtype", "agent", "patient")
@@ -60,6 +61,7 @@ _RESOURCES = {
 class Overseer:
     principal: Principal
     hospitals: list[uuid.UUID] | None  # None: every record (a platform admin)
+    region_prefix: str | None = None  # a regulator's: records of no hospital about their region's patients
 
 
 async def overseer(request: Request) -> Overseer:
@@ -79,7 +81,7 @@ async def overseer(request: Request) -> Overseer:
         return Overseer(principal, None)
     async with request.app.state.db.read() as session:
         hospitals = await directory.hospital_ids_in_region(session, principal.region_code or "-")
-    return Overseer(principal, hospitals)
+    return Overseer(principal, hospitals, region_prefix(principal.region_code or "-"))
 
 
 def to_fhir(row: audit.AuditRecord) -> dict[str, Any]:
@@ -123,7 +125,9 @@ def to_fhir(row: audit.AuditRecord) -> dict[str, Any]:
 async def read(ident: str, request: Request, who: Overseer = Depends(overseer)) -> FhirResponse:
     record_id = parse_id(ident, "AuditEvent")
     async with request.app.state.db.read() as session:
-        rows, _ = await audit.search_records(session, hospitals=who.hospitals, ids=[record_id], limit=1)
+        rows, _ = await audit.search_records(
+            session, hospitals=who.hospitals, region_prefix=who.region_prefix, ids=[record_id], limit=1
+        )
     if not rows:
         raise gone("AuditEvent", record_id)
     return FhirResponse(to_fhir(rows[0]))
@@ -139,6 +143,7 @@ async def search(request: Request, who: Overseer = Depends(overseer)) -> FhirRes
         rows, total = await audit.search_records(
             session,
             hospitals=who.hospitals,
+            region_prefix=who.region_prefix,
             ids=params.ids(),
             actions=params.tokens("subtype"),
             actor_user_id=agents[0] if agents else None,
