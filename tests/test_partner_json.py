@@ -65,6 +65,15 @@ def test_patient_token_books_from_its_pool_within_its_reach(client: httpx.Client
         201,
     )
     assert booked["channel"] == channel and booked["status"] == "booked"
+    # the answer shows the patient's name to the app the patient consented to: the read is audited as the app's
+    trail = ok(
+        client.get(
+            "/fhir/R4/AuditEvent",
+            params={"patient": world.patient_id, "subtype": "patient.personal_data.read"},
+            headers=auth(admin_token),
+        )
+    )
+    assert world.app["client_id"] in {e["resource"]["agent"][0].get("altId") for e in trail["entry"]}
     again = client.post(f"{API}/appointments", headers=h | key, json={"patient_id": world.patient_id, "slot_id": first})
     assert again.status_code in (200, 201) and again.json()["id"] == booked["id"]
     error(

@@ -49,7 +49,16 @@ def _present(patient: Patient, *, unmasked: bool, relation: Relation | None = No
     )
 
 
-def _audit_read(session: AsyncSession, principal: Principal, patient_ids: Iterable[uuid.UUID], purpose: str) -> None:
+def _audit_read(
+    session: AsyncSession,
+    principal: Principal,
+    patient_ids: Iterable[uuid.UUID],
+    purpose: str,
+    regions: dict[uuid.UUID, str] | None = None,
+) -> None:
+    """One record per patient read. Through a partner app (the patient's account acting in it) the record
+    names the app and carries the patient's region, as ``patient_for_app``'s do (docs/fhir.md, AuditEvent)."""
+    partner = principal.reach
     for pid in patient_ids:
         audit.record(
             session,
@@ -57,9 +66,10 @@ def _audit_read(session: AsyncSession, principal: Principal, patient_ids: Iterab
             subject_type="patient",
             subject_id=pid,
             actor_user_id=principal.user_id,
-            actor_role=principal.role.value,
+            actor_role="partner_app" if partner is not None else principal.role.value,
             hospital_id=principal.hospital_id,
-            detail={"purpose": purpose},
+            detail={"purpose": purpose} if partner is None else {"purpose": purpose, "client_id": partner.client_id},
+            region=(regions or {}).get(pid) if partner is not None else None,
         )
 
 
@@ -235,7 +245,7 @@ async def describe(
     user_id = principal.user_id if principal.role == Role.patient else None
     rows = (await session.execute(_DESCRIBE, {"user_id": user_id, "ids": ids})).all()
     linked = {p.id: relation for p, relation in rows if relation is not None}
-    _audit_read(session, principal, list(linked), purpose)
+    _audit_read(session, principal, list(linked), purpose, regions={p.id: p.region for p, _ in rows})
     return {p.id: _present(p, unmasked=p.id in linked, relation=linked.get(p.id)) for p, _ in rows}
 
 
