@@ -11,6 +11,9 @@ read the public endpoints in its app's view and nothing that acts for a patient.
 
 from __future__ import annotations
 
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from carebridge.auth.dependencies import ScopeNeed, accept_partner_tokens
@@ -35,12 +38,8 @@ async def admit(request: HTTPConnection, token: str) -> tokens.PartnerAccess:
     if access is None:
         raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
     request.state.partner = access  # the call is counted in the app's usage, refused or not
-    settings = request.app.state.settings
-    usage.METER.admit(
-        access.app_id,
-        rate=access.rate_limit_per_second or settings.partner_rate_limit_per_second,
-        daily_quota=access.daily_quota or settings.partner_daily_quota,
-    )
+    rate, quota = usage.limits(request.app.state.settings, access.rate_limit_per_second, access.daily_quota)
+    usage.METER.admit(access.app_id, rate=rate, daily_quota=quota)
     return access
 
 
@@ -57,16 +56,25 @@ def contexts(access: tokens.PartnerAccess, resource: str, permission: str) -> se
     return found
 
 
+async def reached_patients(session: AsyncSession, access: tokens.PartnerAccess, found: set[str]) -> set[uuid.UUID]:
+    """The patients a token reaches in the contexts ``found``: the consenting account's patients with a
+    ``user/`` scope, the launch patient with a ``patient/`` one (a ``system/`` scope reaches no one in
+    particular: the caller decides what it means)."""
+    reached: set[uuid.UUID] = set()
+    if "user" in found and access.user_id is not None:
+        reached.update(await patients.linked_patient_ids(session, user_id=access.user_id))
+    if "patient" in found and access.patient_id is not None:
+        reached.add(access.patient_id)
+    return reached
+
+
 async def reach(request: HTTPConnection, token: str, need: ScopeNeed) -> PartnerReach:
     access = await admit(request, token)
     found = contexts(access, need.resource, need.permission)
-    reached: set = set()
-    if access.user_id is not None:
-        if "user" in found:
-            async with request.app.state.db.read() as session:
-                reached.update(await patients.linked_patient_ids(session, user_id=access.user_id))
-        if "patient" in found and access.patient_id is not None:
-            reached.add(access.patient_id)
+    reached: set[uuid.UUID] = set()
+    if access.user_id is not None:  # on the JSON API a token acts for the consenting account's patients only
+        async with request.app.state.db.read() as session:
+            reached = await reached_patients(session, access, found)
     return PartnerReach(
         app_id=access.app_id,
         client_id=access.client_id,

@@ -42,11 +42,12 @@ async def app_usage(
         app = await owned_app(session, principal, app_id)
         rows = await usage.usage(session, app_id=app.id, since=since)
     today = clock.now().date()
+    rate, quota = usage.limits(settings, app.rate_limit_per_second, app.daily_quota)
     return UsageOut(
         app_id=app.id,
         since=since,
-        rate_limit_per_second=app.rate_limit_per_second or settings.partner_rate_limit_per_second,
-        daily_quota=app.daily_quota or settings.partner_daily_quota,
+        rate_limit_per_second=rate,
+        daily_quota=quota,
         calls_today=sum(r.count for r in rows if r.day == today),
         rows=[UsageRow.model_validate(r) for r in rows],
     )

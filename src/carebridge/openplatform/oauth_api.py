@@ -152,10 +152,8 @@ async def _form_endpoint(request: Request, method: str, *args: str) -> Response:
     if isinstance(oauth, Response):
         return oauth
     client = await _limited_client(request, oauth.form)
-    settings = request.app.state.settings
     if client is not None:
-        rate = client.rate_limit_per_second or settings.partner_rate_limit_per_second
-        quota = client.daily_quota or settings.partner_daily_quota
+        rate, quota = usage.limits(request.app.state.settings, client.rate_limit_per_second, client.daily_quota)
         refusal = usage.METER.refusal(client.id, rate=rate, daily_quota=quota)
         if refusal is not None:
             response = _error(refusal.code, refusal.message, status=429)

@@ -47,6 +47,14 @@ class _Counts:
     max_ms: float = 0.0
 
 
+def limits(settings: Any, rate_limit_per_second: int | None, daily_quota: int | None) -> tuple[int, int]:
+    """An app's rate and daily quota: its own, or the platform's defaults."""
+    return (
+        rate_limit_per_second or settings.partner_rate_limit_per_second,
+        daily_quota or settings.partner_daily_quota,
+    )
+
+
 @dataclass
 class Meter:
     """This worker's buckets, unflushed counts and the quota totals read at the last flush."""

@@ -15,7 +15,6 @@ from carebridge.auth.principal import Principal
 from carebridge.core.errors import Forbidden, Unauthorized
 from carebridge.openplatform import json_access, tokens
 from carebridge.openplatform.models import partner_channel
-from carebridge.patients import service as patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +51,7 @@ class Caller:
         contexts = self.contexts(resource, permission)
         if "system" in contexts:
             return None
-        reach: set[uuid.UUID] = set()
-        if "user" in contexts and self.access.user_id is not None:
-            reach.update(await patients.linked_patient_ids(session, user_id=self.access.user_id))
-        if "patient" in contexts and self.access.patient_id is not None:
-            reach.add(self.access.patient_id)
-        return sorted(reach)
+        return sorted(await json_access.reached_patients(session, self.access, contexts))
 
     async def searched_patients(
         self, session: AsyncSession, resource: str, asked: list[uuid.UUID] | None
