@@ -57,6 +57,12 @@ def partner_scope(resource: str, permission: str) -> Callable[[_Endpoint], _Endp
 
     def mark(endpoint: _Endpoint) -> _Endpoint:
         endpoint.__smart__ = ScopeNeed(resource, permission)  # type: ignore[attr-defined]
+        note = (  # FastAPI takes the docstring as the operation's description in the OpenAPI
+            f"Open to partner apps' OAuth tokens with a SMART scope for `{resource}.{permission}` (for example "
+            f"`patient/{resource}.{permission}`), within the token's patients and the hospitals that granted the "
+            "app (docs/openplatform.md)."
+        )
+        endpoint.__doc__ = f"{endpoint.__doc__.strip()}\n\n{note}" if endpoint.__doc__ else note
         return endpoint
 
     return mark

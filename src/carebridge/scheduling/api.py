@@ -104,7 +104,11 @@ async def find_schedules(
         return await schedules_out(session, rows, pools, None, channels=channels, tz={})
 
 
-@router.get("/schedules/{schedule_id}", response_model=ScheduleOut, summary="A session and its slots (public)")
+@router.get(
+    "/schedules/{schedule_id}",
+    response_model=ScheduleOut,
+    summary="A session and its slots (public: the platform's pool; a partner app's token: its own pool)",
+)
 @partner_scope("Slot", "r")
 async def get_schedule(
     schedule_id: uuid.UUID,
