@@ -20,7 +20,7 @@ from carebridge.consultations import quality
 from carebridge.consultations import service as consultations
 from carebridge.consultations.api import DOCUMENT_PATH, UPLOAD_PATH
 from carebridge.consultations.hub import Hub
-from carebridge.core import cache, crypto, handlers, live, notify, signing
+from carebridge.core import cache, crypto, handlers, idempotency, live, notify, signing
 from carebridge.core import logging as cb_logging
 from carebridge.core.files import FileStore
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if relay is not None:
             await relay.start()
         await chat_hub.start()
+        idempotency.KNOWN.bind(db)  # loaded by the listener once it listens (PostgreSQL)
         listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
         settle_collector(settings)
         try:
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+            idempotency.KNOWN.unbind()
             for start in reversed(tasks):
                 await start.stop()
             await chat_hub.stop()
@@ -178,4 +180,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.deployment != "supervisor":
         json_access.register()  # partner apps' tokens on the JSON endpoints open to them
     cache.configure(settings)  # every domain's caches exist once its modules are imported
+    idempotency.configure(settings)
     return app

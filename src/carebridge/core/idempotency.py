@@ -3,28 +3,41 @@
 The record is written in the same transaction as the change it describes, so either both exist or neither.
 Two concurrent requests with one key: the unique constraint makes the second wait for (PostgreSQL) or follow
 (SQLite, serialised writers) the first, and then it replays the stored answer.
+
+A key is remembered for ``idempotency_retention_hours`` (24 h by default), then forgotten by the sweep.
+
+On PostgreSQL each worker also knows which keys may have a stored answer (``KNOWN``, a Bloom filter of the
+retention window's keys, loaded when its notification listener connects and fed by a trigger's ``NOTIFY``
+on every new record, delivered when the inserting transaction commits). A request whose key is surely new
+skips the replay read: a booking refused from the sold-out cache then costs no database work at all. While
+the filter is not loaded (start-up, a lost listener) every request reads. See docs/booking.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import String, UniqueConstraint, bindparam, select
+import rbloom
+import structlog
+from sqlalchemy import Index, String, UniqueConstraint, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from carebridge.core import clock
+from carebridge.core import clock, crypto, notify
 from carebridge.core.errors import Conflict, DomainError, InvalidInput
 from carebridge.database.base import Base, IdMixin
 from carebridge.database.engine import Database
 
 MAX_KEY_LENGTH = 128
+CHANNEL = "carebridge_idempotency"  # the trigger of migration 0015 sends "<user id>:<key>" on every insert
+log = structlog.get_logger(__name__)
 
 
 class IdempotencyRecord(IdMixin, Base):
@@ -38,12 +51,135 @@ class IdempotencyRecord(IdMixin, Base):
     response: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
-    __table_args__ = (UniqueConstraint("user_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "key"),
+        Index("ix_idempotency_records_created_at", "created_at"),
+    )
 
 
 _STORED = select(IdempotencyRecord).where(
-    IdempotencyRecord.user_id == bindparam("user_id"), IdempotencyRecord.key == bindparam("key")
+    IdempotencyRecord.user_id == bindparam("user_id"),
+    IdempotencyRecord.key == bindparam("key"),
+    IdempotencyRecord.created_at >= bindparam("since"),
 )
+_RECENT_KEYS = select(IdempotencyRecord.user_id, IdempotencyRecord.key).where(
+    IdempotencyRecord.created_at >= bindparam("since")
+)
+RETENTION = timedelta(hours=24)  # replaced from settings by ``configure``
+
+
+def configure(settings: Any) -> None:
+    global RETENTION
+    RETENTION = timedelta(hours=settings.idempotency_retention_hours)
+
+
+class KnownKeys:
+    """The keys of one worker's deployment that may have a stored answer: no false negatives once loaded.
+
+    ``might_exist`` is True until the filter is loaded, and again from the moment the listener reconnects
+    until the reload is done. Keys are added when this worker stores them (before its commit: a key whose
+    transaction rolls back only costs a read later) and when another worker's insert is announced. A filter
+    that has taken more keys than it was sized for reloads itself, bigger (its false positives grow, never
+    its false negatives)."""
+
+    MIN_SIZE = 100_000
+    FALSE_POSITIVE_RATE = 0.001
+
+    def __init__(self) -> None:
+        self._db: Database | None = None
+        self._bloom: rbloom.Bloom | None = None
+        self._ready = False
+        self._capacity = 0
+        self._count = 0
+        self._generation = 0
+        self._loading: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def bind(self, db: Database) -> None:
+        """Use the filter with this database (PostgreSQL: the listener loads it when it connects)."""
+        self._db = db if not db.is_sqlite else None
+        self.reset()
+
+    def unbind(self) -> None:
+        self._db = None
+        self.reset()
+
+    def might_exist(self, user_id: uuid.UUID, key: str) -> bool:
+        return not self._ready or f"{user_id}:{key}" in self._bloom  # type: ignore[operator]
+
+    def add(self, item: str) -> None:
+        if self._bloom is None:
+            return
+        self._bloom.add(item)
+        self._count += 1
+        if self._count > self._capacity:
+            self.reload()
+
+    def reset(self) -> None:
+        """Forget everything; reads go to the database until a reload finishes."""
+        self._generation += 1
+        self._ready = False
+        self._bloom = None
+
+    def reload(self, size_hint: int | None = None) -> None:
+        """Start from an empty filter that takes announcements at once, then add the stored keys: a key stored
+        while loading is in one or the other. Called (synchronously) when the listener (re)connects."""
+        if self._db is None:
+            return
+        self.reset()
+        self._capacity = max(self.MIN_SIZE, 2 * (size_hint or self._count))
+        self._count = 0
+        self._bloom = rbloom.Bloom(self._capacity, self.FALSE_POSITIVE_RATE)
+        self._loading = asyncio.get_running_loop().create_task(self._load(self._generation))
+
+    async def wait_loaded(self) -> None:
+        """Until the last reload started has finished (tests and tools)."""
+        while self._loading is not None and not self._loading.done():
+            await asyncio.shield(self._loading)
+
+    async def _load(self, generation: int) -> None:
+        assert self._db is not None
+        try:
+            async with self._db.read() as session:
+                rows = (await session.execute(_RECENT_KEYS, {"since": clock.now() - RETENTION})).all()
+        except Exception as exc:  # noqa: BLE001 - stay unloaded (every request reads); the next reconnect retries
+            log.warning("idempotency_filter_load_failed", error=type(exc).__name__)
+            return
+        if generation != self._generation or self._bloom is None:
+            return  # a newer reset or reload took over
+        if len(rows) * 2 > self._capacity:
+            self.reload(size_hint=len(rows))
+            return
+        self._bloom.update(f"{user_id}:{key}" for user_id, key in rows)
+        self._count += len(rows)
+        self._ready = True
+        log.debug("idempotency_filter_loaded", keys=len(rows), capacity=self._capacity)
+
+
+KNOWN = KnownKeys()
+notify.subscribe(CHANNEL, KNOWN.add, on_reconnect=KNOWN.reload)
+
+
+async def forget_expired(session: AsyncSession) -> int:
+    """Delete the records older than the retention (the sweep); their keys are no longer answered."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < clock.now() - RETENTION)
+    )
+    return int(result.rowcount or 0)
+
+
+SEALED = "sealed"
+
+
+def answer_of(record: IdempotencyRecord) -> dict[str, Any]:
+    """The stored answer, opened (a record written before answers were sealed is returned as it is)."""
+    response = record.response
+    if isinstance(response, dict) and set(response) == {SEALED}:
+        return orjson.loads(crypto.cipher().decrypt(response[SEALED]))  # type: ignore[no-any-return]
+    return response
 
 
 def check_key(key: str | None) -> str | None:
@@ -67,7 +203,7 @@ async def replay(
 ) -> IdempotencyRecord | None:
     """The stored answer for this key, or None. 409 ``idempotency_key_reused`` if the key was used for a
     different request."""
-    row = await session.scalar(_STORED, {"user_id": user_id, "key": key})
+    row = await session.scalar(_STORED, {"user_id": user_id, "key": key, "since": clock.now() - RETENTION})
     if row is not None and (row.operation != operation or row.request_hash != payload_hash):
         raise Conflict("idempotency_key_reused", "this Idempotency-Key was used for a different request")
     return row
@@ -83,6 +219,9 @@ def remember(
     status_code: int,
     response: dict[str, Any],
 ) -> None:
+    KNOWN.add(f"{user_id}:{key}")
+    # The answer is what its owner saw (names unmasked): sealed with the personal-data key, as those fields are.
+    sealed = {SEALED: crypto.cipher().encrypt(orjson.dumps(response).decode())}
     session.add(
         IdempotencyRecord(
             user_id=user_id,
@@ -90,7 +229,7 @@ def remember(
             operation=operation,
             request_hash=payload_hash,
             status_code=status_code,
-            response=response,
+            response=sealed,
         )
     )
 
@@ -113,10 +252,16 @@ async def write_once(
     A concurrent request with the same key may win the race (its change is why this one failed): then this
     one answers as it did. An ``IntegrityError`` otherwise means ``duplicate``."""
     async with db.read() as session:
-        if key and (
-            stored := await replay(session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash)
+        if (
+            key
+            and KNOWN.might_exist(user_id, key)
+            and (
+                stored := await replay(
+                    session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash
+                )
+            )
         ):
-            return stored.status_code, stored.response
+            return stored.status_code, answer_of(stored)
         await check(session)
     try:
         async with db.transaction() as session:
@@ -136,7 +281,7 @@ async def write_once(
             async with db.read() as session:
                 stored = await replay(session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash)
             if stored:
-                return stored.status_code, stored.response
+                return stored.status_code, answer_of(stored)
         if isinstance(exc, IntegrityError):
             raise duplicate from None
         raise

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carebridge.core import live
-from carebridge.database.engine import on_commit
+from carebridge.core import idempotency, live
+from carebridge.database.engine import Database, on_commit
 from carebridge.events.bus import MemoryBus
 from carebridge.events.outbox import Event
+from carebridge.scheduling import sweeps
 from carebridge.scheduling.models import QueueEntry, QueueState
 
 CONSUMER = "scheduling.queue_board"
@@ -44,7 +45,14 @@ async def project_queue(session: AsyncSession, event: Event) -> None:
     on_commit(session, lambda: live.changed(schedule_id))
 
 
+async def forget_keys_step(db: Database) -> dict[str, int]:
+    """Idempotency keys past their retention (booking is their main user)."""
+    async with db.transaction() as session:
+        return {"idempotency_keys_forgotten": await idempotency.forget_expired(session)}
+
+
 def subscribe(bus: MemoryBus, app: Any) -> None:
+    sweeps.register(forget_keys_step)
     for pattern in (
         "appointment.checked_in",
         "queue.called",

@@ -1,0 +1,179 @@
+"""CPU per booking and per sold-out rejection, in one process: the app on ``httpx.ASGITransport``, one client,
+requests one after another, no relay. It measures the code's own cost without the machine's noise of a
+multi-process run (no HTTP parsing, no scheduling between processes), so two commits compare reliably.
+
+    .venv/bin/python benchmarks/booking_cpu.py --db postgres --bookings 1000 --rejections 3000
+    # --profile out.txt: a profile of each phase, out.bookings.txt and out.rejections.txt
+    #   (pyinstrument, pip install pyinstrument; out.pstats: cProfile)
+
+Prints one JSON object: ``cpu_ms_per_booking``, ``cpu_ms_per_rejection``, the statement counts per request, and
+the wall time of each phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import surge_fixture  # noqa: E402
+from booking_surge import BenchDatabase, migrate  # noqa: E402
+
+from carebridge.app import create_app  # noqa: E402
+from carebridge.config import Settings  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    p.add_argument("--bookings", type=int, default=1000)
+    p.add_argument("--rejections", type=int, default=3000)
+    p.add_argument("--doctors", type=int, default=10)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--profile", help="profile each phase (.pstats: cProfile; .html or text: pyinstrument)")
+    return p.parse_args(argv)
+
+
+@contextlib.contextmanager
+def profiled(path: str | None, phase: str) -> Iterator[None]:
+    """Profile one phase into ``<path stem>.<phase><suffix>``: cProfile for ``.pstats``, else pyinstrument
+    (``.html``, or text)."""
+    if not path:
+        yield
+        return
+    base = Path(path)
+    out = base.with_name(f"{base.stem}.{phase}{base.suffix}")
+    if base.suffix == ".pstats":
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            yield
+        finally:
+            profile.disable()
+            profile.dump_stats(out)
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(async_mode="enabled")
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        out.write_text(profiler.output_html() if base.suffix == ".html" else profiler.output_text(unicode=True))
+
+
+async def measure(args: argparse.Namespace, url: str, fixture: surge_fixture.Fixture) -> dict[str, Any]:
+    settings = Settings(database_url=url, event_relay=False, background_tasks=False, log_level="WARNING")
+    app = create_app(settings)
+    statements = 0
+
+    async with app.router.lifespan_context(app):
+        engine = app.state.db.engine.sync_engine
+
+        def count(*_: Any) -> None:
+            nonlocal statements
+            statements += 1
+
+        event.listen(engine, "before_cursor_execute", count)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            places = [p.slot_id for p in fixture.release for _ in range(p.capacity)]
+            people = fixture.people
+
+            async def book(i: int, slot_id: str) -> httpx.Response:
+                person = people[i % len(people)]
+                return await client.post(
+                    "/api/v1/appointments",
+                    json={"slot_id": slot_id, "patient_id": person.patient_id},
+                    headers={"Authorization": f"Bearer {person.token}", "Idempotency-Key": uuid.uuid4().hex},
+                )
+
+            # warm-up: statements compiled, connections opened, caches filled
+            for i, place in enumerate(fixture.warmup[:50]):
+                await book(len(people) - 1 - i, place.slot_id)
+
+            with profiled(args.profile, "bookings"):
+                statements, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
+                booked = 0
+                for i, slot_id in enumerate(places[: args.bookings]):
+                    r = await book(i, slot_id)
+                    if r.status_code != 201:
+                        raise SystemExit(f"booking {i}: {r.status_code} {r.text}")
+                    booked += 1
+                book_cpu, book_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+                book_statements = statements
+
+            full = [p.slot_id for p in fixture.release if p.capacity][: max(1, args.bookings // 50)]
+            with profiled(args.profile, "rejections"):
+                statements, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
+                for i in range(args.rejections):
+                    r = await book(booked + i, full[i % len(full)])
+                    if r.status_code != 409:
+                        raise SystemExit(f"rejection {i}: {r.status_code} {r.text}")
+                rej_cpu, rej_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+                rej_statements = statements
+    return {
+        "db": args.db,
+        "bookings": booked,
+        "rejections": args.rejections,
+        "cpu_ms_per_booking": round(book_cpu / max(booked, 1) * 1000, 3),
+        "cpu_ms_per_rejection": round(rej_cpu / max(args.rejections, 1) * 1000, 3),
+        "statements_per_booking": round(book_statements / max(booked, 1), 2),
+        "statements_per_rejection": round(rej_statements / max(args.rejections, 1), 2),
+        "booking_wall_s": round(book_wall, 2),
+        "rejection_wall_s": round(rej_wall, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench_db = BenchDatabase(args.db)
+    try:
+        bench_db.create()
+        migrate(bench_db.url)
+        settings = Settings(database_url=bench_db.url)
+        fixture = asyncio.run(
+            surge_fixture.preload(
+                settings,
+                places=args.bookings,
+                doctors=args.doctors,
+                people=args.bookings + 64,
+                warmup_places=50,
+                warmup_people=64,
+                argon2_time_cost=1,
+                argon2_memory_kib=1024,
+                seed=args.seed,
+            )
+        )
+        fixture.people.extend(fixture.warmup_people)
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover
+            runner = asyncio.run
+        result = runner(measure(args, bench_db.url, fixture))
+    finally:
+        bench_db.drop(keep=False)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
