@@ -88,3 +88,61 @@ def test_rule_change_applies_to_the_next_booking(client: httpx.Client, admin_tok
     other_token, other_patient, _ = make_patient(client)
     r = book(client, other_token, other_patient, slots[1]["id"])
     assert r.status_code == 409 and r.json()["error"]["code"] == "booking_window_closed"
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="SQLite runs one process: there are no other workers to notify")
+def test_a_freed_place_reopens_a_sold_out_pool_in_every_worker(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    """A cancellation announces the freed pool (what other workers hear), and such an announcement from another
+    worker reopens a pool this worker had seen full, long before its sold-out entry would run out."""
+    import asyncpg
+
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 1}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    (t1, p1, _), (t2, p2, _) = make_patient(client), make_patient(client)
+    first = ok(book(client, t1, p1, slot_id), 201)
+    dsn = server.settings.database_url.replace("postgresql+asyncpg", "postgresql")
+
+    async def cancel_and_listen() -> list[str]:
+        heard: list[str] = []
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.add_listener("carebridge_cache", lambda _c, _pid, _ch, payload: heard.append(payload))
+            cancelled = await asyncio.to_thread(
+                client.post, f"/api/v1/appointments/{first['id']}/cancel", headers=auth(t1), json={"reason": "改期"}
+            )
+            ok(cancelled)
+            for _ in range(100):
+                if heard:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+        return heard
+
+    assert f"sold_out:{slot_id}:platform" in asyncio.run(cancel_and_listen())
+
+    second = ok(book(client, t2, p2, slot_id), 201)  # the pool is full again, and this worker knows it
+    (t3, p3, _) = make_patient(client)
+    assert book(client, t3, p3, slot_id).json()["error"]["code"] == "slot_full"
+
+    async def free_elsewhere() -> None:  # another worker's cancellation: rows changed, the pool announced
+        db = Database(server.settings)
+        async with db.transaction() as session:
+            await session.execute(
+                text("UPDATE appointments SET status = 'cancelled' WHERE id = :i"), {"i": second["id"]}
+            )
+            await session.execute(
+                text("UPDATE slot_pools SET booked = booked - 1 WHERE slot_id = :s AND channel = 'platform'"),
+                {"s": slot_id},
+            )
+            await session.execute(
+                text("SELECT pg_notify('carebridge_cache', :p)"), {"p": f"sold_out:{slot_id}:platform"}
+            )
+        await db.dispose()
+
+    asyncio.run(free_elsewhere())
+    deadline = time.monotonic() + 5  # the sold-out entry would last 30 s
+    while (r := book(client, t3, p3, slot_id)).status_code != 201:
+        assert r.json()["error"]["code"] == "slot_full" and time.monotonic() < deadline, r.text
+        time.sleep(0.05)

@@ -106,8 +106,8 @@ class Settings(BaseSettings):
     # Per-worker caches (core.cache); 0 turns one off. Changes evict entries in every worker at commit.
     principal_cache_seconds: float = Field(default=60.0, ge=0)
     directory_cache_seconds: float = Field(default=60.0, ge=0)
-    # A pool seen full is answered from memory for this long; a place freed in another worker shows within it.
-    sold_out_cache_seconds: float = Field(default=1.0, ge=0)
+    # A pool seen full is answered from memory for this long; a place freed anywhere evicts it in every worker.
+    sold_out_cache_seconds: float = Field(default=30.0, ge=0)
     # An Idempotency-Key's stored answer is replayed for this long, then forgotten (docs/booking.md).
     idempotency_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     # Supervision: the compiled rule set is reloaded at least this often (a change also reloads it at once).

@@ -48,7 +48,7 @@ def check_pools(pools: dict[str, int], field: str = "pools") -> dict[str, int]:
 
 
 async def _add_capacity(session: AsyncSession, slot: Slot, channel: str, amount: int) -> None:
-    availability.places_freed(session)
+    await availability.places_freed(session, slot.id, channel)
     moved = await session.execute(
         update(SlotPool)
         .where(SlotPool.slot_id == slot.id, SlotPool.channel == channel)

@@ -59,7 +59,7 @@ async def release_place(session: AsyncSession, *, pool_id: uuid.UUID, schedule_i
     assert pool is not None
     entry = await _first_waiting(session, schedule_id) if pool.starts_at > clock.now() else None
     values = {"booked": SlotPool.booked - 1}
-    availability.places_freed(session)
+    await availability.places_freed(session, pool.slot_id, pool.channel)
     if entry is not None:
         values["held"] = SlotPool.held + 1
     await session.execute(update(SlotPool).where(SlotPool.id == pool_id).values(**values))
@@ -104,5 +104,5 @@ async def expire_offers(session: AsyncSession, *, limit: int = 500) -> int:
             await session.execute(
                 update(SlotPool).where(SlotPool.id == pool.id, SlotPool.held > 0).values(held=SlotPool.held - 1)
             )
-            availability.places_freed(session)
+            await availability.places_freed(session, pool.slot_id, pool.channel)
     return len(expired)
