@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
 from carebridge.core import clock
 from carebridge.scheduling.invariants import run_invariant_check
-from tests.factories import auth, book, make_hospital, make_patient, make_schedule, ok
+from tests.factories import auth, book, make_hospital, make_id_number, make_patient, make_schedule, ok
 
 
 def _invariants_hold(server) -> None:  # type: ignore[no-untyped-def]
@@ -255,3 +256,63 @@ def test_isolation_between_patients_and_hospitals(client: httpx.Client, admin_to
     assert seen["patient_name"] != "张小明" and "*" in seen["patient_name"]
     r = book(client, token, patient_id, slot_id, channel="onsite")
     assert r.status_code == 403 and r.json()["error"]["code"] == "channel_not_allowed"
+
+
+def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    """A worker decides the bookings waiting together in one transaction (scheduling.desk): each still gets its
+    own answer with the single booking's codes, places go in arrival order, and one account's two patients
+    (a family) are both booked."""
+    world = make_hospital(client, admin_token, practitioners=2)
+    scarce = make_schedule(client, world, pools={"platform": 3}, end="08:30")
+    roomy = make_schedule(client, world, pools={"platform": 10}, practitioner_id=world.extra_practitioners[0])
+    scarce_slot = ok(client.get(f"/api/v1/schedules/{scarce['id']}"))["slots"][0]["id"]
+    roomy_slots = [s["id"] for s in ok(client.get(f"/api/v1/schedules/{roomy['id']}"))["slots"]]
+    racers = [make_patient(client, name=f"抢号{i}") for i in range(12)]
+    holder_token, holder, _ = make_patient(client)
+    ok(book(client, holder_token, holder, roomy_slots[0]), 201)  # already holds a place in that session
+    parent_token, parent, _ = make_patient(client, name="王大伟")
+    child = ok(
+        client.post(
+            "/api/v1/patients",
+            headers=auth(parent_token),
+            json={"name": "王小宝", "id_number": make_id_number(sex="male"), "relation": "child"},
+        ),
+        201,
+    )["id"]
+    stranger_token, _, _ = make_patient(client)
+
+    async def together() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as ac:
+
+            def post(token: str, patient_id: str, slot_id: str) -> Any:
+                return ac.post(
+                    "/api/v1/appointments",
+                    headers=auth(token) | {"Idempotency-Key": str(uuid.uuid4())},
+                    json={"patient_id": patient_id, "slot_id": slot_id},
+                )
+
+            calls = [post(t, p, scarce_slot) for t, p, _ in racers]
+            calls += [
+                post(holder_token, holder, roomy_slots[1]),  # already_booked
+                post(parent_token, parent, roomy_slots[1]),
+                post(parent_token, child, roomy_slots[1]),
+                post(stranger_token, parent, roomy_slots[2]),  # not the stranger's patient: 404
+                post(stranger_token, racers[0][1], str(uuid.uuid4())),  # not theirs either, unknown slot: 404
+            ]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(together())
+    races, (held, for_parent, for_child, strangers, unknown) = answers[:12], answers[12:]
+    assert [r.status_code for r in races].count(201) == 3
+    assert {r.json()["error"]["code"] for r in races if r.status_code != 201} == {"slot_full"}
+    for r, (_, patient_id, _) in zip(races, racers, strict=True):
+        if r.status_code == 201:  # the owner sees their own patient's name
+            assert r.json()["patient_id"] == patient_id and r.json()["patient_name"].startswith("抢号")
+    assert held.status_code == 409 and held.json()["error"]["code"] == "already_booked"
+    assert ok(for_parent, 201)["patient_name"] == "王大伟" and ok(for_child, 201)["patient_name"] == "王小宝"
+    assert strangers.status_code == 404 and strangers.json()["error"]["details"]["id"] == parent
+    assert unknown.status_code == 404
+    detail = ok(client.get(f"/api/v1/schedules/{roomy['id']}"))["slots"]
+    assert detail[1]["pools"][0]["booked"] == 2 and detail[2]["pools"][0]["booked"] == 0
+    _invariants_hold(server)

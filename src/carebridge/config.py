@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     directory_cache_seconds: float = Field(default=60.0, ge=0)
     # A pool seen full is answered from memory for this long; a place freed anywhere evicts it in every worker.
     sold_out_cache_seconds: float = Field(default=30.0, ge=0)
+    # Patients' bookings waiting together are decided in one transaction, up to this many (scheduling.desk);
+    # 0 decides each booking on its own.
+    booking_batch_size: int = Field(default=64, ge=0, le=1000)
     # An Idempotency-Key's stored answer is replayed for this long, then forgotten (docs/booking.md).
     idempotency_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     # Supervision: the compiled rule set is reloaded at least this often (a change also reloads it at once).

@@ -234,6 +234,17 @@ def remember(
     )
 
 
+async def stored_answer(
+    session: AsyncSession, user_id: uuid.UUID, key: str, operation: str, payload_hash: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The first answer to this key (status, body), or None; no database work for a key no worker has stored
+    (PostgreSQL, ``KNOWN``). 409 ``idempotency_key_reused`` if the key was used for a different request."""
+    if not KNOWN.might_exist(user_id, key):
+        return None
+    stored = await replay(session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash)
+    return (stored.status_code, answer_of(stored)) if stored else None
+
+
 async def write_once(
     db: Database,
     *,
@@ -252,16 +263,8 @@ async def write_once(
     A concurrent request with the same key may win the race (its change is why this one failed): then this
     one answers as it did. An ``IntegrityError`` otherwise means ``duplicate``."""
     async with db.read() as session:
-        if (
-            key
-            and KNOWN.might_exist(user_id, key)
-            and (
-                stored := await replay(
-                    session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash
-                )
-            )
-        ):
-            return stored.status_code, answer_of(stored)
+        if key and (stored := await stored_answer(session, user_id, key, operation, payload_hash)):
+            return stored
         await check(session)
     try:
         async with db.transaction() as session:

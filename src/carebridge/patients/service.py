@@ -7,11 +7,11 @@ unmasked read leaves an audit record (``patient.personal_data.read``) in the rea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -164,6 +164,41 @@ async def require_linked(session: AsyncSession, *, principal: Principal, patient
     if row is None:
         raise not_found("patient", patient_id)
     return PatientFacts(id=row[0], region=row[1], birth_date=row[2], sex=str(row[3]))
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedPatient:
+    """A patient an account may act for, with the name its owner sees (``owned_patients``)."""
+
+    facts: PatientFacts
+    name: str
+
+
+_OWNED = (
+    select(PatientLink.user_id, Patient.id, Patient.region, Patient.birth_date, Patient.sex, Patient.name)
+    .join(PatientLink, PatientLink.patient_id == Patient.id)
+    .where(tuple_(PatientLink.user_id, PatientLink.patient_id).in_(bindparam("pairs", expanding=True)))
+)
+
+
+async def owned_patients(
+    session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], OwnedPatient]:
+    """For many (account, patient) pairs at once, in one query: the patients each account may act for, with
+    their names. A pair missing from the answer is a patient that account may not act for (404 to it). The
+    names are not audited here: a caller that shows one to its owner calls ``audit_owner_read``."""
+    if not pairs:
+        return {}
+    rows = (await session.execute(_OWNED, {"pairs": list(dict.fromkeys(pairs))})).all()
+    return {
+        (user_id, pid): OwnedPatient(PatientFacts(id=pid, region=region, birth_date=born, sex=str(sex)), name)
+        for user_id, pid, region, born, sex, name in rows
+    }
+
+
+def audit_owner_read(session: AsyncSession, principal: Principal, patient: PatientFacts, purpose: str) -> None:
+    """Record that ``principal`` was shown its own patient's personal data (as ``describe`` does)."""
+    _audit_read(session, principal, [patient.id], purpose, regions={patient.id: patient.region})
 
 
 async def facts(session: AsyncSession, patient_id: uuid.UUID) -> PatientFacts:

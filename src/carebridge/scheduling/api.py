@@ -21,7 +21,7 @@ from carebridge.core.errors import Conflict, Forbidden, InvalidInput
 from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
-from carebridge.scheduling import booking, queue_board, schedules, visits, waitlist_actions
+from carebridge.scheduling import booking, desk, queue_board, schedules, visits, waitlist_actions
 from carebridge.scheduling.admin_api import router as admin_router
 from carebridge.scheduling.present import appointments_out, schedules_out
 from carebridge.scheduling.schemas import (
@@ -151,6 +151,17 @@ async def book(
 ) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
     channel = body.channel or principal.partner_channel or "platform"
+    payload_hash = idempotency.request_hash(body.model_dump(mode="json"))
+    if db.settings.booking_batch_size and desk.accepts(principal, channel):
+        status, answer = await desk.desk_for(db).book(
+            principal,
+            patient_id=body.patient_id,
+            slot_id=body.slot_id,
+            channel=channel,
+            key=key,
+            payload_hash=payload_hash,
+        )
+        return JSONResponse(answer, status_code=status)
 
     async def check(session: AsyncSession) -> None:  # a sold-out pool costs no write
         await booking.check_reach(session, principal, patient_id=body.patient_id, slot_id=body.slot_id)
@@ -172,7 +183,7 @@ async def book(
         user_id=principal.user_id,
         key=key,
         operation="appointment.book",
-        payload_hash=idempotency.request_hash(body.model_dump(mode="json")),
+        payload_hash=payload_hash,
         check=check,
         write=write,
         duplicate=Conflict("already_booked", "the patient already has a booking in this session"),

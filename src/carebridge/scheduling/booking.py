@@ -184,6 +184,20 @@ async def check_limits(
     if row[4] is not None:  # blocked and not whitelisted: the full answer names the block
         await credit.ensure_not_blocked(session, hospital_id=schedule.hospital_id, patient_id=patient_id, today=today)
     total, in_department, with_doctor_that_day, in_session = (int(v) for v in row[:4])
+    check_counts(
+        rules,
+        total=total,
+        in_department=in_department,
+        with_doctor_that_day=with_doctor_that_day,
+        in_session=in_session,
+    )
+
+
+def check_counts(
+    rules: EffectiveRules, *, total: int, in_department: int, with_doctor_that_day: int, in_session: int
+) -> None:
+    """409 ``already_booked`` / ``limit_exceeded`` from the patient's active bookings at the hospital: in total,
+    in the session's department, with its doctor that day, in the session itself."""
     if in_session:
         raise Conflict("already_booked", "the patient already has a booking in this session")
     for name, count, limit in (
@@ -221,7 +235,7 @@ async def pool_is_full(session: AsyncSession, slot_id: uuid.UUID, channel: str) 
     return False
 
 
-def _authorise_channel(
+def authorise_channel(
     principal: Principal, channel: str, schedule: Schedule, *, by_doctor: bool = False, online: bool = False
 ) -> None:
     if online:  # a patient booking an online clinic place through consultations.service.request_consultation
@@ -295,7 +309,7 @@ async def book(
     else:
         facts = await patients.facts(session, patient_id)
     pool, schedule, slot = await load_place(session, slot_id, channel)
-    _authorise_channel(principal, channel, schedule, by_doctor=by_doctor, online=online)
+    authorise_channel(principal, channel, schedule, by_doctor=by_doctor, online=online)
     zone = await directory.timezone_of(session, schedule.hospital_id)
     rules = await effective_rules(session, hospital_id=schedule.hospital_id, department_id=schedule.department_id)
     now = clock.now()
@@ -314,17 +328,35 @@ async def book(
         raise Conflict(
             "slot_full", "no places left in this slot", details={"slot_id": str(slot_id), "channel": channel}
         )
-    appt = Appointment(
+    appt = new_appointment(principal, facts, pool, schedule, slot, now=now, rescheduled_from=rescheduled_from)
+    session.add(appt)  # flushed with the outbox, audit and idempotency rows at commit
+    if rescheduled_from is None:
+        emit(session, "appointment.booked", appt, principal.actor)
+    return appt
+
+
+def new_appointment(
+    principal: Principal,
+    patient: patients.PatientFacts,
+    pool: SlotPool,
+    schedule: Schedule,
+    slot: Slot,
+    *,
+    now: datetime,
+    rescheduled_from: Appointment | None = None,
+) -> Appointment:
+    """The appointment row for a place just taken in ``pool``."""
+    return Appointment(
         id=new_id(),
         created_at=now,
         hospital_id=schedule.hospital_id,
-        region=facts.region,
-        patient_id=patient_id,
+        region=patient.region,
+        patient_id=patient.id,
         booked_by_user_id=principal.user_id,
         schedule_id=schedule.id,
-        slot_id=slot_id,
+        slot_id=slot.id,
         pool_id=pool.id,
-        channel=channel,
+        channel=pool.channel,
         practitioner_id=schedule.practitioner_id,
         department_id=schedule.department_id,
         service_date=schedule.service_date,
@@ -334,10 +366,6 @@ async def book(
         status=AppointmentStatus.booked,
         rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
     )
-    session.add(appt)  # flushed with the outbox, audit and idempotency rows at commit
-    if rescheduled_from is None:
-        emit(session, "appointment.booked", appt, principal.actor)
-    return appt
 
 
 async def complete_online(session: AsyncSession, *, appointment_id: uuid.UUID, actor: str) -> None:

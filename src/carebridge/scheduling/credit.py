@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import Date, ScalarSelect, Uuid, bindparam, func, select, update
+from sqlalchemy import Date, ScalarSelect, Uuid, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -53,6 +53,28 @@ def blocked_until() -> ScalarSelect[date]:
         )
         .scalar_subquery()
     )
+
+
+_BLOCKED_PAIRS = (
+    select(BookingBlock.hospital_id, BookingBlock.patient_id)
+    .where(
+        tuple_(BookingBlock.hospital_id, BookingBlock.patient_id).in_(bindparam("pairs", expanding=True)),
+        BookingBlock.lifted_at.is_(None),
+        BookingBlock.ends_on >= bindparam("since", type_=Date()),
+    )
+    .distinct()
+)
+
+
+async def maybe_blocked(
+    session: AsyncSession, pairs: list[tuple[uuid.UUID, uuid.UUID]], *, since: date
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Of many (hospital, patient) pairs, in one query, those with a block not lifted that ends on or after
+    ``since``: the only ones for which ``ensure_not_blocked`` can refuse (it gives the exact answer)."""
+    if not pairs:
+        return set()
+    rows = (await session.execute(_BLOCKED_PAIRS, {"pairs": list(dict.fromkeys(pairs)), "since": since})).all()
+    return {(h, p) for h, p in rows}
 
 
 async def ensure_not_blocked(

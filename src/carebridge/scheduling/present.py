@@ -91,21 +91,28 @@ async def schedules_out(
 async def appointments_out(
     session: AsyncSession, principal: Principal, appts: Sequence[Appointment], *, purpose: str
 ) -> list[AppointmentOut]:
+    people = await patients.describe(
+        session, principal=principal, patient_ids=[a.patient_id for a in appts], purpose=purpose
+    )
+    return await appointments_with_names(session, appts, {pid: person.name for pid, person in people.items()})
+
+
+async def appointments_with_names(
+    session: AsyncSession, appts: Sequence[Appointment], patient_names: dict[uuid.UUID, str]
+) -> list[AppointmentOut]:
+    """The answer for appointments whose patients' names the caller has already been allowed (and audited)."""
     names = await directory.names(
         session,
         hospital_ids={a.hospital_id for a in appts},
         department_ids={a.department_id for a in appts},
         practitioner_ids={a.practitioner_id for a in appts},
     )
-    people = await patients.describe(
-        session, principal=principal, patient_ids=[a.patient_id for a in appts], purpose=purpose
-    )
     zones = await directory.timezones(session, {a.hospital_id for a in appts})
     out = []
     for appt in appts:
         item = AppointmentOut.model_validate(appt)
         item.called = appt.called_at is not None
-        item.patient_name = people[appt.patient_id].name if appt.patient_id in people else None
+        item.patient_name = patient_names.get(appt.patient_id)
         item.hospital_name = names.get(appt.hospital_id, (None, None))[0]
         item.department_name = names.get(appt.department_id, (None, None))[0]
         item.practitioner_name = names.get(appt.practitioner_id, (None, None))[0]

@@ -1,0 +1,447 @@
+"""The booking desk: patients' bookings that arrive together are decided together.
+
+At a number release thousands of patients book in the same second. Made one by one, each booking is a dozen
+statements and a transaction of its own, and the worker's CPU goes on executing statements rather than on the
+rules. Each worker's desk takes the bookings that are waiting when it is free (up to ``booking_batch_size``)
+and decides them in one transaction, one statement per step for all of them: the places, the patients the
+accounts may act for, the patients' booking-state rows, their active bookings and blocks, the places taken,
+then the rows written together (appointments, ``appointment.booked`` events, audit records, idempotency
+records). When bookings trickle in, a batch is one booking and the desk adds nothing.
+
+The rules are ``booking.book``'s, checked with the same functions in the same order, with the same codes; each
+booking gets its own answer:
+
+- At most one booking per account and per patient in a batch (a second waits for the next batch). The
+  patients' booking-state rows are bumped in patient order before their active bookings are counted, so the
+  per-patient limits count a stable set, as for a single booking.
+- The batch's pools are locked in id order (PostgreSQL ``FOR UPDATE``; on SQLite the write transaction is
+  exclusive) and the places granted from what they hold, in arrival order. Locking patients then pools, each in
+  order, keeps two workers' batches from deadlocking. The conditional UPDATE and the ``within_capacity`` CHECK
+  stay the backstop.
+- A batch that fails as a whole (a unique index, a deadlock, anything unexpected) commits nothing; its bookings
+  are then made one by one through ``idempotency.write_once`` and ``booking.book``, as without the desk.
+
+Only a patient's own account booking the ``platform`` pool comes here; partner apps, counters and doctors
+book one by one (``accepts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carebridge.auth.models import Role
+from carebridge.auth.principal import Principal
+from carebridge.core import clock, idempotency
+from carebridge.core.errors import Conflict, DomainError, not_found
+from carebridge.database.engine import Database, on_commit
+from carebridge.directory import service as directory
+from carebridge.patients import service as patients
+from carebridge.scheduling import availability, booking, credit, present
+from carebridge.scheduling.models import ACTIVE_STATUSES, Appointment, Schedule, Slot, SlotPool
+from carebridge.scheduling.rules import effective_rules
+
+log = structlog.get_logger(__name__)
+
+OPERATION = "appointment.book"
+Answer = tuple[int, dict[str, Any]]
+
+_PLACES = (
+    select(SlotPool, Schedule, Slot)
+    .join(Schedule, Schedule.id == SlotPool.schedule_id)
+    .join(Slot, Slot.id == SlotPool.slot_id)
+    .where(
+        SlotPool.slot_id.in_(bindparam("slot_ids", expanding=True)),
+        SlotPool.channel.in_(bindparam("channels", expanding=True)),
+    )
+)
+_SLOTS_WITH_POOLS = (
+    select(SlotPool.slot_id).where(SlotPool.slot_id.in_(bindparam("slot_ids", expanding=True))).distinct()
+)
+_POOLS = SlotPool.__table__.c
+_LOCK = (
+    select(_POOLS.id, _POOLS.capacity, _POOLS.booked, _POOLS.held)
+    .where(_POOLS.id.in_(bindparam("pool_ids", expanding=True)))
+    .order_by(_POOLS.id)
+    .with_for_update()
+)
+_TAKE = (
+    update(SlotPool.__table__)
+    .where(_POOLS.id == bindparam("pool_id"), _POOLS.booked + _POOLS.held + bindparam("n") <= _POOLS.capacity)
+    .values(booked=_POOLS.booked + bindparam("n"))
+)
+_GROUPS = (Appointment.hospital_id, Appointment.department_id, Appointment.practitioner_id, Appointment.service_date)
+_ACTIVE = (
+    select(Appointment.patient_id, *_GROUPS, Appointment.schedule_id, func.count())
+    .where(
+        Appointment.patient_id.in_(bindparam("patient_ids", expanding=True)),
+        Appointment.status.in_(ACTIVE_STATUSES),
+    )
+    .group_by(Appointment.patient_id, *_GROUPS, Appointment.schedule_id)
+)
+
+
+def accepts(principal: Principal, channel: str) -> bool:
+    """Whether this booking goes through the desk: a patient's own account on the platform pool."""
+    return principal.role == Role.patient and principal.reach is None and channel in booking.PATIENT_CHANNELS
+
+
+def slot_full(slot_id: uuid.UUID, channel: str) -> Conflict:
+    return Conflict("slot_full", "no places left in this slot", details={"slot_id": str(slot_id), "channel": channel})
+
+
+@dataclass(slots=True)
+class Request:
+    principal: Principal
+    patient_id: uuid.UUID
+    slot_id: uuid.UUID
+    channel: str
+    key: str | None
+    payload_hash: str
+    answer: asyncio.Future[Answer]
+
+
+@dataclass(slots=True)
+class _Going:
+    """A request still in the running, and what the batch has learnt about it."""
+
+    index: int
+    request: Request
+    pool: SlotPool | None = None
+    schedule: Schedule | None = None
+    slot: Slot | None = None
+    patient: patients.OwnedPatient | None = None
+    today: Any = None
+    rules: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Desk:
+    def __init__(self, db: Database, *, batch_size: int) -> None:
+        self.db = db
+        self.batch_size = batch_size
+        self._waiting: list[Request] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def book(
+        self,
+        principal: Principal,
+        *,
+        patient_id: uuid.UUID,
+        slot_id: uuid.UUID,
+        channel: str,
+        key: str | None,
+        payload_hash: str,
+    ) -> Answer:
+        """Book as ``booking.book`` would, decided with the bookings waiting beside it. Returns (201, answer);
+        raises the booking's ``DomainError``. A caller that goes away does not undo a booking already on its way
+        (its answer is kept under its Idempotency-Key)."""
+        if key:
+            async with self.db.read() as session:
+                stored = await idempotency.stored_answer(session, principal.user_id, key, OPERATION, payload_hash)
+            if stored:
+                return stored
+        if availability.known_full(slot_id, channel):  # a sold-out pool costs no database work
+            raise slot_full(slot_id, channel)
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append(Request(principal, patient_id, slot_id, channel, key, payload_hash, answer))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return await asyncio.shield(answer)
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch: list[Request] = []
+            later: list[Request] = []
+            accounts: set[uuid.UUID] = set()
+            people: set[uuid.UUID] = set()
+            for request in self._waiting:
+                if (
+                    len(batch) < self.batch_size
+                    and request.principal.user_id not in accounts
+                    and request.patient_id not in people
+                ):
+                    batch.append(request)
+                    accounts.add(request.principal.user_id)
+                    people.add(request.patient_id)
+                else:
+                    later.append(request)
+            self._waiting = later
+            await self._settle(batch)
+
+    async def _settle(self, batch: list[Request]) -> None:
+        try:
+            try:
+                outcomes: list[Answer | BaseException] = list(await self._decide(batch))
+            except Exception as exc:  # noqa: BLE001 - nothing was committed: one by one, as without the desk
+                log.warning("booking_batch_failed", size=len(batch), error=type(exc).__name__)
+                outcomes = [await self._alone(request) for request in batch]
+            else:
+                await self._answered_meanwhile(batch, outcomes)
+            for request, outcome in zip(batch, outcomes, strict=True):
+                if request.answer.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    request.answer.set_exception(outcome)
+                else:
+                    request.answer.set_result(outcome)
+        finally:  # cancelled (shutting down): no request waits for ever
+            for request in batch:
+                if not request.answer.done():
+                    request.answer.set_exception(RuntimeError("the booking desk stopped"))
+
+    async def _answered_meanwhile(self, batch: list[Request], outcomes: list[Answer | BaseException]) -> None:
+        """A refused booking whose Idempotency-Key was answered since it arrived (the same request sent twice at
+        once, the other one decided first, here or in another worker) gets that first answer, as with
+        ``idempotency.write_once``."""
+        refused = [
+            i
+            for i, (r, outcome) in enumerate(zip(batch, outcomes, strict=True))
+            if r.key and isinstance(outcome, DomainError) and idempotency.KNOWN.might_exist(r.principal.user_id, r.key)
+        ]
+        if not refused:
+            return
+        async with self.db.read() as session:
+            for i in refused:
+                r = batch[i]
+                try:
+                    stored = await idempotency.stored_answer(
+                        session,
+                        r.principal.user_id,
+                        r.key,
+                        OPERATION,
+                        r.payload_hash,  # type: ignore[arg-type]
+                    )
+                except DomainError as exc:
+                    stored, outcomes[i] = None, exc
+                if stored:
+                    outcomes[i] = stored
+
+    async def _alone(self, request: Request) -> Answer | BaseException:
+        async def write(session: AsyncSession) -> dict[str, Any]:
+            appt = await booking.book(
+                session,
+                principal=request.principal,
+                patient_id=request.patient_id,
+                slot_id=request.slot_id,
+                channel=request.channel,
+            )
+            out = await present.appointments_out(session, request.principal, [appt], purpose="booking")
+            return out[0].model_dump(mode="json")
+
+        async def check(session: AsyncSession) -> None:
+            if await booking.pool_is_full(session, request.slot_id, request.channel):
+                raise slot_full(request.slot_id, request.channel)
+
+        try:
+            return await idempotency.write_once(
+                self.db,
+                user_id=request.principal.user_id,
+                key=request.key,
+                operation=OPERATION,
+                payload_hash=request.payload_hash,
+                check=check,
+                write=write,
+                duplicate=Conflict("already_booked", "the patient already has a booking in this session"),
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to the request that made it
+            return exc
+
+    async def _decide(self, batch: list[Request]) -> list[Answer | BaseException]:
+        outcomes: list[Answer | BaseException | None] = [None] * len(batch)
+        going = [_Going(i, r) for i, r in enumerate(batch)]
+
+        def keep(check: Any) -> None:
+            """Run ``check(item)`` for each request still going; a DomainError is that request's answer."""
+            nonlocal going
+            still = []
+            for item in going:
+                try:
+                    check(item)
+                except DomainError as exc:
+                    outcomes[item.index] = exc
+                else:
+                    still.append(item)
+            going = still
+
+        now = clock.now()
+        async with self.db.transaction() as session:
+            places = await self._places(session, {r.slot_id for r in batch}, {r.channel for r in batch})
+            owned = await patients.owned_patients(session, [(r.principal.user_id, r.patient_id) for r in batch])
+
+            def place_checks(item: _Going) -> None:
+                r = item.request
+                found = places.get(r.slot_id)
+                place = found.get(r.channel) if found else None
+                if place is not None and place[0].capacity - place[0].booked - place[0].held <= 0:
+                    availability.mark_full(r.slot_id, r.channel)  # as the pre-check of a single booking
+                    raise slot_full(r.slot_id, r.channel)
+                item.patient = owned.get((r.principal.user_id, r.patient_id))
+                if item.patient is None:
+                    raise not_found("patient", r.patient_id)
+                if found is None:
+                    raise not_found("slot", r.slot_id)
+                if place is None:
+                    raise Conflict(
+                        "slot_full",
+                        f"this slot offers no places on the {r.channel} channel",
+                        details={"slot_id": str(r.slot_id), "channel": r.channel},
+                    )
+                item.pool, item.schedule, item.slot = place
+                booking.authorise_channel(r.principal, r.channel, item.schedule)
+
+            keep(place_checks)
+            for item in list(going):
+                try:
+                    await self._window(session, item, now)
+                except DomainError as exc:
+                    outcomes[item.index] = exc
+                    going.remove(item)
+            if going:
+                await self._limits(session, going, outcomes)
+                going = [item for item in going if outcomes[item.index] is None]
+            if going:
+                going = await self._take(session, going, outcomes)
+            if going:
+                await self._write(session, going, outcomes, now)
+        return [o if o is not None else RuntimeError("booking left undecided") for o in outcomes]
+
+    @staticmethod
+    async def _places(
+        session: AsyncSession, slot_ids: set[uuid.UUID], channels: set[str]
+    ) -> dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]]:
+        """The asked-for pools of the slots, by slot and channel; a slot with pools on other channels only maps
+        to an empty dict, an unknown slot is missing."""
+        rows = (await session.execute(_PLACES, {"slot_ids": list(slot_ids), "channels": list(channels)})).all()
+        places: dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]] = {}
+        for pool, schedule, slot in rows:
+            places.setdefault(pool.slot_id, {})[pool.channel] = (pool, schedule, slot)
+        if missing := [i for i in slot_ids if i not in places]:
+            for (slot_id,) in (await session.execute(_SLOTS_WITH_POOLS, {"slot_ids": missing})).all():
+                places[slot_id] = {}
+        return places
+
+    @staticmethod
+    async def _window(session: AsyncSession, item: _Going, now: datetime) -> None:
+        assert item.schedule is not None and item.pool is not None
+        zone = await directory.timezone_of(session, item.schedule.hospital_id)
+        item.rules = await effective_rules(
+            session, hospital_id=item.schedule.hospital_id, department_id=item.schedule.department_id
+        )
+        booking.check_window(item.schedule, item.pool, item.rules, zone, now)
+        item.today = clock.to_local(now, zone).date()
+
+    @staticmethod
+    async def _limits(session: AsyncSession, going: list[_Going], outcomes: list[Any]) -> None:
+        """The patients' rows bumped in order, then their blocks and active bookings, each in one statement."""
+        patient_ids = sorted({item.request.patient_id for item in going})
+        await session.execute(booking._SERIALISE[session.bind.dialect.name], [{"patient_id": p} for p in patient_ids])
+        active = (await session.execute(_ACTIVE, {"patient_ids": patient_ids})).all()
+        by_patient: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for row in active:
+            by_patient[row[0]].append(row)
+        blocked = await credit.maybe_blocked(
+            session,
+            [(item.schedule.hospital_id, item.request.patient_id) for item in going],  # type: ignore[union-attr]
+            since=min(item.today for item in going),
+        )
+        for item in going:
+            schedule, patient_id = item.schedule, item.request.patient_id
+            assert schedule is not None
+            try:
+                if (schedule.hospital_id, patient_id) in blocked:
+                    await credit.ensure_not_blocked(
+                        session, hospital_id=schedule.hospital_id, patient_id=patient_id, today=item.today
+                    )
+                total = in_department = with_doctor_that_day = in_session = 0
+                for _, hospital_id, department_id, doctor, service_date, schedule_id, n in by_patient[patient_id]:
+                    if hospital_id != schedule.hospital_id:
+                        continue
+                    total += n
+                    in_department += n if department_id == schedule.department_id else 0
+                    same_day = doctor == schedule.practitioner_id and service_date == schedule.service_date
+                    with_doctor_that_day += n if same_day else 0
+                    in_session += n if schedule_id == schedule.id else 0
+                booking.check_counts(
+                    item.rules,
+                    total=total,
+                    in_department=in_department,
+                    with_doctor_that_day=with_doctor_that_day,
+                    in_session=in_session,
+                )
+            except DomainError as exc:
+                outcomes[item.index] = exc
+
+    @staticmethod
+    async def _take(session: AsyncSession, going: list[_Going], outcomes: list[Any]) -> list[_Going]:
+        """Lock the pools in id order, grant their free places in arrival order, take them in one statement."""
+        wanted: dict[uuid.UUID, list[_Going]] = defaultdict(list)
+        for item in going:
+            wanted[item.pool.id].append(item)  # type: ignore[union-attr]
+        locked = {row[0]: row[1:] for row in (await session.execute(_LOCK, {"pool_ids": sorted(wanted)})).all()}
+        takes, granted = [], []
+        for pool_id, items in sorted(wanted.items()):
+            capacity, booked, held = locked.get(pool_id, (0, 0, 0))
+            free = max(0, capacity - booked - held)
+            for item in items[free:]:
+                outcomes[item.index] = slot_full(item.request.slot_id, item.request.channel)
+            if free <= len(items):  # none left once this commits (or already none)
+                first = items[0].request
+                if free == 0:
+                    availability.mark_full(first.slot_id, first.channel)
+                else:
+                    on_commit(session, lambda s=first.slot_id, c=first.channel: availability.mark_full(s, c))
+            if free:
+                takes.append({"pool_id": pool_id, "n": min(free, len(items))})
+                granted.extend(items[:free])
+        if takes:
+            await session.execute(_TAKE, takes)
+        return sorted(granted, key=lambda item: item.index)
+
+    @staticmethod
+    async def _write(session: AsyncSession, going: list[_Going], outcomes: list[Any], now: datetime) -> None:
+        appts = []
+        for item in going:
+            r, owned = item.request, item.patient
+            assert owned is not None and item.pool is not None and item.schedule is not None and item.slot is not None
+            appt = booking.new_appointment(r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now)
+            session.add(appt)
+            booking.emit(session, "appointment.booked", appt, r.principal.actor)
+            patients.audit_owner_read(session, r.principal, owned.facts, "booking")
+            appts.append(appt)
+        names = {item.request.patient_id: item.patient.name for item in going}  # type: ignore[union-attr]
+        answers = await present.appointments_with_names(session, appts, names)
+        for item, answer in zip(going, answers, strict=True):
+            r = item.request
+            body = answer.model_dump(mode="json")
+            if r.key:
+                idempotency.remember(
+                    session,
+                    user_id=r.principal.user_id,
+                    key=r.key,
+                    operation=OPERATION,
+                    payload_hash=r.payload_hash,
+                    status_code=201,
+                    response=body,
+                )
+            outcomes[item.index] = (201, body)
+
+
+_DESKS: weakref.WeakKeyDictionary[Database, Desk] = weakref.WeakKeyDictionary()
+
+
+def desk_for(db: Database) -> Desk:
+    """The worker's desk for this database."""
+    desk = _DESKS.get(db)
+    if desk is None:
+        desk = _DESKS[db] = Desk(db, batch_size=db.settings.booking_batch_size)
+    return desk
