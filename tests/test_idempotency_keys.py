@@ -149,3 +149,17 @@ def test_the_filter_loads_stored_keys_and_grows(server, client: httpx.Client, ad
         assert known.might_exist(user, "anything")
 
     _run(server, check)
+
+
+def test_a_retry_on_a_pool_sold_out_since_gets_its_first_answer(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    """On both databases (SQLite: the process's own filter, loaded at start): the sold-out cache never answers
+    a retried booking that holds the place."""
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 1}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    (t1, p1, _), (t2, p2, _) = make_patient(client), make_patient(client)
+    first = ok(book(client, t1, p1, slot_id, key="first-try"), 201)
+    assert book(client, t2, p2, slot_id, key="other").json()["error"]["code"] == "slot_full"  # now known full
+    assert book(client, t2, p2, slot_id, key="other-again").json()["error"]["code"] == "slot_full"
+    again = book(client, t1, p1, slot_id, key="first-try")
+    assert again.status_code == 201 and again.json()["id"] == first["id"]

@@ -108,3 +108,21 @@ def test_api_without_relay_and_a_worker_that_relays(fresh_database_url: str, tmp
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+def test_sqlite_serves_from_one_process_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The embedded mode's caches are fed and evicted by its one process: several workers on SQLite are refused
+    with a clear message, before anything starts."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CAREBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/one.db"}
+    done = subprocess.run(
+        [sys.executable, "-m", "carebridge.cli", "serve", "--workers", "2", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "SQLite runs in one process" in done.stderr, done.stderr
+    assert not (tmp_path / "one.db").exists()

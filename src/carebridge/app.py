@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if relay is not None:
             await relay.start()
         await chat_hub.start()
-        idempotency.KNOWN.bind(db)  # loaded by the listener once it listens (PostgreSQL)
+        idempotency.KNOWN.bind(db)  # SQLite: loaded now; PostgreSQL: by the listener once it listens
         listener = asyncio.create_task(notify.listen(db)) if not db.is_sqlite else None
         settle_collector(settings)
         try:

@@ -16,6 +16,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from carebridge.database.migrate import upgrade
 
+    if args.workers > 1 and settings.is_sqlite:
+        # The embedded mode is one process: its caches (sold-out pools, idempotency keys, rules) are evicted and
+        # fed by that process alone, and SQLite has one writer anyway (docs/configuration.md).
+        print("carebridge serve: SQLite runs in one process; use PostgreSQL for --workers > 1", file=sys.stderr)
+        return 2
     if args.demo:
         upgrade(settings)
     if args.workers > 1:

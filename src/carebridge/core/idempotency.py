@@ -6,9 +6,10 @@ Two concurrent requests with one key: the unique constraint makes the second wai
 
 A key is remembered for ``idempotency_retention_hours`` (24 h by default), then forgotten by the sweep.
 
-On PostgreSQL each worker also knows which keys may have a stored answer (``KNOWN``, a Bloom filter of the
-retention window's keys, loaded when its notification listener connects and fed by a trigger's ``NOTIFY``
-on every new record, delivered when the inserting transaction commits). A request whose key is surely new
+Each worker also knows which keys may have a stored answer (``KNOWN``, a Bloom filter of the retention
+window's keys). On PostgreSQL it is loaded when the worker's notification listener connects and fed by a
+trigger's ``NOTIFY`` on every new record, delivered when the inserting transaction commits; on SQLite (one
+process) it is loaded at start and fed by the process's own writes. A request whose key is surely new
 skips the replay read: a booking refused from the sold-out cache then costs no database work at all. While
 the filter is not loaded (start-up, a lost listener) every request reads. See docs/booking.md.
 """
@@ -99,9 +100,12 @@ class KnownKeys:
         return self._ready
 
     def bind(self, db: Database) -> None:
-        """Use the filter with this database (PostgreSQL: the listener loads it when it connects)."""
-        self._db = db if not db.is_sqlite else None
+        """Use the filter with this database. PostgreSQL: the listener loads it when it connects. SQLite (one
+        process, which stores every key itself): loaded now."""
+        self._db = db
         self.reset()
+        if db.is_sqlite:
+            self.reload()
 
     def unbind(self) -> None:
         self._db = None
