@@ -576,7 +576,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raw_people = [vars(p) for p in fixture.people]
         raw_cpu_before = cpu_by_command()
         if args.db == "postgres":
-            connections = args.raw_connections or args.workers * 2 * pool_size
+            connections = args.raw_connections or args.workers * pool_size
             raw = run_async(
                 asyncio.wait_for(
                     surge_raw.run_postgres(

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./carebridge.db"
-    database_pool_size: int = 10
+    database_pool_size: int = 20  # connections per worker, held (no overflow)
     database_echo: bool = False
     # PostgreSQL's plan_cache_mode for every connection (docs/configuration.md, database/engine.py).
     database_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = "auto"

@@ -57,12 +57,15 @@ def make_engine(settings: Settings) -> AsyncEngine:
     connect_args = {"server_settings": {"plan_cache_mode": settings.database_plan_cache_mode}}
     if settings.database_pool_size <= 0:
         return create_async_engine(settings.database_url, poolclass=NullPool, connect_args=connect_args)
+    # A fixed set of connections, no overflow: a connection opened for a burst and closed when it is returned costs
+    # a PostgreSQL backend's start and (asyncpg's default) a TLS attempt; at a release moment the token lookups
+    # of hundreds of new callers did that over and over (8 % of a worker's CPU). Requests wait for a connection.
     return create_async_engine(
         settings.database_url,
         connect_args=connect_args,
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
         pool_timeout=60,
     )
 
