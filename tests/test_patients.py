@@ -109,3 +109,42 @@ def test_hospital_lookup_is_masked_and_scoped(client: httpx.Client, admin_token:
         json={"id_number": id_number},
     )
     assert r.status_code == 404
+
+
+def _register(client: httpx.Client, username: str) -> None:
+    account = {"username": username, "password": PASSWORD, "display_name": "x"}
+    ok(client.post("/api/v1/auth/register", json=account), 201)
+
+
+def test_tokens_looked_up_together_each_get_their_own_caller(server, client: httpx.Client) -> None:  # type: ignore[no-untyped-def]
+    """New tokens used at the same moment are resolved together (core.batching): each request acts as its own
+    account, sees only its own patient, and a logged-out or unknown token among them is still refused."""
+    people = []
+    for i in range(24):
+        username = unique("tok")
+        _register(client, username)
+        first = login(client, username)
+        mine = ok(
+            client.post(
+                "/api/v1/patients",
+                headers=auth(first),
+                json={"name": f"同时{i}", "id_number": make_id_number()},
+            ),
+            201,
+        )
+        people.append((login(client, username), mine["id"]))  # a second token, never used yet
+    username = unique("out")
+    _register(client, username)
+    logged_out = login(client, username)
+    assert client.post("/api/v1/auth/logout", headers=auth(logged_out)).status_code == 204
+
+    async def together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as ac:
+            calls = [ac.get("/api/v1/patients", headers=auth(token)) for token, _ in people]
+            calls += [ac.get("/api/v1/patients", headers=auth(t)) for t in (logged_out, "cb_unknown_token")]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(together())
+    for r, (_, patient_id) in zip(answers, people, strict=False):
+        assert [p["id"] for p in ok(r)] == [patient_id]
+    assert [r.status_code for r in answers[-2:]] == [401, 401]

@@ -13,8 +13,10 @@ every worker when they commit (``core.cache``).
 from __future__ import annotations
 
 import hmac
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import Depends, Request
@@ -24,6 +26,7 @@ from carebridge.auth import service
 from carebridge.auth.models import Role
 from carebridge.auth.principal import PartnerReach, Principal
 from carebridge.core import clock
+from carebridge.core.batching import Batcher
 from carebridge.core.errors import Forbidden, Unauthorized
 from carebridge.database.engine import Database
 
@@ -116,11 +119,28 @@ async def resolve(request: HTTPConnection, token: str) -> Principal | None:
     hit = service.PRINCIPALS.get(digest)
     if hit is not None and (hit[1] is None or hit[1] > clock.now()):
         return hit[0]
-    db: Database = request.app.state.db
-    async with db.read() as session:
-        principal, expires_at = await service.principal_for_token(session, token)
+    found = await _principal_lookups(request.app.state.db).get(digest)
+    principal, expires_at = found or (None, None)
     service.PRINCIPALS.set(digest, (principal, expires_at))
     return principal
+
+
+_LOOKUPS: weakref.WeakKeyDictionary[Database, Batcher[str, tuple[Principal | None, datetime | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _principal_lookups(db: Database) -> Batcher[str, tuple[Principal | None, datetime | None]]:
+    """Tokens not in the cache are looked up together (a release moment's new callers: one statement)."""
+    lookups = _LOOKUPS.get(db)
+    if lookups is None:
+
+        async def fetch(digests: list[str]) -> dict[str, tuple[Principal | None, datetime | None]]:
+            async with db.read() as session:
+                return await service.principals_for_digests(session, digests)
+
+        lookups = _LOOKUPS[db] = Batcher(fetch)
+    return lookups
 
 
 async def optional_principal(request: Request) -> Principal | None:

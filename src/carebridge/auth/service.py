@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import HOSPITAL_SCOPED, AccessToken, Role, User
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, cache, clock
+from carebridge.core.batching import padded
 from carebridge.core.errors import Conflict, DomainError, InvalidInput, TooManyRequests, Unauthorized, not_found
 
 # token digest -> (principal, token expiry) or (None, None) for a dead token; TTL from principal_cache_seconds
@@ -177,8 +179,9 @@ async def login(
     return token, row, user
 
 
-_PRINCIPAL_QUERY = (
+_PRINCIPALS_QUERY = (
     select(
+        AccessToken.token_hash,
         AccessToken.expires_at,
         AccessToken.revoked_at,
         User.id,
@@ -190,15 +193,20 @@ _PRINCIPAL_QUERY = (
         User.active,
     )
     .join(User, User.id == AccessToken.user_id)
-    .where(AccessToken.token_hash == bindparam("digest"))
+    .where(AccessToken.token_hash.in_(bindparam("digests", expanding=True)))
 )
 
 
-async def principal_for_token(session: AsyncSession, token: str) -> tuple[Principal | None, datetime | None]:
-    """The caller behind a bearer token, and until when that answer holds (None: unknown or dead token)."""
-    row = (await session.execute(_PRINCIPAL_QUERY, {"digest": token_digest(token)})).first()
-    if row is None:
-        return None, None
+async def principals_for_digests(
+    session: AsyncSession, digests: list[str]
+) -> dict[str, tuple[Principal | None, datetime | None]]:
+    """The callers behind many bearer tokens (by their ``token_digest``) in one statement, each with until when
+    that answer holds: (None, None) for a dead token; an unknown digest is missing from the answer."""
+    rows = (await session.execute(_PRINCIPALS_QUERY, {"digests": padded(digests)})).all()
+    return {row[0]: _principal_of(row[1:]) for row in rows}
+
+
+def _principal_of(row: Any) -> tuple[Principal | None, datetime | None]:
     expires_at, revoked_at, user_id, username, role, hospital_id, region_code, practitioner_id, active = row
     if revoked_at is not None or expires_at <= clock.now() or not active:
         return None, None

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock, crypto
+from carebridge.core.batching import padded
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.patients.identity import InvalidIdNumber, mask_id_number, mask_name, mask_phone, parse_id_number
 from carebridge.patients.models import MedicalCard, Patient, PatientLink, Relation
@@ -189,7 +190,7 @@ async def owned_patients(
     names are not audited here: a caller that shows one to its owner calls ``audit_owner_read``."""
     if not pairs:
         return {}
-    rows = (await session.execute(_OWNED, {"pairs": list(dict.fromkeys(pairs))})).all()
+    rows = (await session.execute(_OWNED, {"pairs": padded(list(dict.fromkeys(pairs)))})).all()
     return {
         (user_id, pid): OwnedPatient(PatientFacts(id=pid, region=region, birth_date=born, sex=str(sex)), name)
         for user_id, pid, region, born, sex, name in rows

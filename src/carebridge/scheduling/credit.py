@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock
+from carebridge.core.batching import padded
 from carebridge.core.errors import Conflict, Forbidden, not_found
 from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
@@ -73,7 +74,7 @@ async def maybe_blocked(
     ``since``: the only ones for which ``ensure_not_blocked`` can refuse (it gives the exact answer)."""
     if not pairs:
         return set()
-    rows = (await session.execute(_BLOCKED_PAIRS, {"pairs": list(dict.fromkeys(pairs)), "since": since})).all()
+    rows = (await session.execute(_BLOCKED_PAIRS, {"pairs": padded(list(dict.fromkeys(pairs))), "since": since})).all()
     return {(h, p) for h, p in rows}
 
 

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
+from carebridge.core.batching import padded
 from carebridge.core.errors import Conflict, DomainError, not_found
 from carebridge.database.engine import Database, on_commit
 from carebridge.directory import service as directory
@@ -321,12 +322,13 @@ class Desk:
     ) -> dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]]:
         """The asked-for pools of the slots, by slot and channel; a slot with pools on other channels only maps
         to an empty dict, an unknown slot is missing."""
-        rows = (await session.execute(_PLACES, {"slot_ids": list(slot_ids), "channels": list(channels)})).all()
+        asked = {"slot_ids": padded(list(slot_ids)), "channels": padded(list(channels))}
+        rows = (await session.execute(_PLACES, asked)).all()
         places: dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]] = {}
         for pool, schedule, slot in rows:
             places.setdefault(pool.slot_id, {})[pool.channel] = (pool, schedule, slot)
         if missing := [i for i in slot_ids if i not in places]:
-            for (slot_id,) in (await session.execute(_SLOTS_WITH_POOLS, {"slot_ids": missing})).all():
+            for (slot_id,) in (await session.execute(_SLOTS_WITH_POOLS, {"slot_ids": padded(missing)})).all():
                 places[slot_id] = {}
         return places
 
@@ -345,7 +347,7 @@ class Desk:
         """The patients' rows bumped in order, then their blocks and active bookings, each in one statement."""
         patient_ids = sorted({item.request.patient_id for item in going})
         await session.execute(booking._SERIALISE[session.bind.dialect.name], [{"patient_id": p} for p in patient_ids])
-        active = (await session.execute(_ACTIVE, {"patient_ids": patient_ids})).all()
+        active = (await session.execute(_ACTIVE, {"patient_ids": padded(patient_ids)})).all()
         by_patient: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in active:
             by_patient[row[0]].append(row)
@@ -387,7 +389,7 @@ class Desk:
         wanted: dict[uuid.UUID, list[_Going]] = defaultdict(list)
         for item in going:
             wanted[item.pool.id].append(item)  # type: ignore[union-attr]
-        locked = {row[0]: row[1:] for row in (await session.execute(_LOCK, {"pool_ids": sorted(wanted)})).all()}
+        locked = {row[0]: row[1:] for row in (await session.execute(_LOCK, {"pool_ids": padded(sorted(wanted))})).all()}
         takes, granted = [], []
         for pool_id, items in sorted(wanted.items()):
             capacity, booked, held = locked.get(pool_id, (0, 0, 0))

@@ -1,0 +1,64 @@
+"""Lookups that arrive together, made together.
+
+At a release moment hundreds of requests ask the same kind of question at once (who is behind this token?).
+Asked one by one, each is a pooled connection, a statement and its result; the statement's execution, not
+the database, is most of the cost. A ``Batcher`` answers the keys that arrive while a lookup is running with
+the next one: one statement for all of them. When requests trickle in, a lookup is one key and it adds
+nothing but a task switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Batcher(Generic[K, V]):
+    """``get(key)`` answers with ``fetch(keys)[key]`` (None when missing), ``fetch`` taking up to ``max_keys``
+    distinct keys at a time, one call at a time. A failing ``fetch`` fails the gets it was answering."""
+
+    def __init__(self, fetch: Callable[[list[K]], Awaitable[dict[K, V]]], *, max_keys: int = 256) -> None:
+        self._fetch = fetch
+        self._max_keys = max_keys
+        self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
+        self._runner: asyncio.Task[None] | None = None
+
+    async def get(self, key: K) -> V | None:
+        answer: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(answer)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return await asyncio.shield(answer)  # a caller that goes away leaves the others' lookup alone
+
+    async def _run(self) -> None:
+        while self._waiting:
+            keys = list(self._waiting)[: self._max_keys]
+            answers = {key: self._waiting.pop(key) for key in keys}
+            try:
+                found = await self._fetch(keys)
+            except BaseException as exc:
+                for futures in answers.values():
+                    for f in futures:
+                        if not f.done():
+                            f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("lookup stopped"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for key, futures in answers.items():
+                for f in futures:
+                    if not f.done():
+                        f.set_result(found.get(key))
+
+
+def padded(values: list[V]) -> list[V]:
+    """``values`` lengthened to the next power of two by repeating its last one, for an expanding ``IN``: the
+    answer is the same, and a statement sees a handful of list lengths instead of one per batch size, so
+    PostgreSQL's per-connection prepared statements (one per distinct SQL text) are reused, not re-prepared."""
+    if len(values) < 2:
+        return values
+    size = 1 << (len(values) - 1).bit_length()
+    return values + [values[-1]] * (size - len(values))
