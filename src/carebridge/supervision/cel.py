@@ -11,16 +11,21 @@ and never evaluated for other events. docs/supervision.md lists the fields.
 from __future__ import annotations
 
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any
 
-import cel
 from pydantic import BaseModel
 
 from carebridge.core.errors import InvalidInput
 from carebridge.events.catalog import CATALOG
+
+# The package's __init__ imports its command-line interface (typer, rich, prompt_toolkit, pygments: about 17 MB
+# in every process) along with the evaluator. We never use it: an empty module stands in for it.
+sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))
+import cel  # noqa: E402
 
 MAX_CHARS = 2000
 MAX_TOKENS = 400
