@@ -5,6 +5,7 @@ multi-process run (no HTTP parsing, no scheduling between processes), so two com
     .venv/bin/python benchmarks/booking_cpu.py --db postgres --bookings 1000 --rejections 3000
     # --profile out.txt: a profile of each phase, out.bookings.txt and out.rejections.txt
     #   (pyinstrument, pip install pyinstrument; out.pstats: cProfile)
+    # --client asgi: the ASGI app called directly (the server's own CPU; default httpx.ASGITransport)
 
 Prints one JSON object: ``cpu_ms_per_booking``, ``cpu_ms_per_rejection``, the statement counts per request, and
 the wall time of each phase.
@@ -44,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--doctors", type=int, default=10)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--profile", help="profile each phase (.pstats: cProfile; .html or text: pyinstrument)")
+    p.add_argument(
+        "--client",
+        choices=["httpx", "asgi"],
+        default="httpx",
+        help="httpx: httpx.ASGITransport; asgi: the ASGI app called directly (the server's own CPU, no client)",
+    )
     return p.parse_args(argv)
 
 
@@ -78,6 +85,54 @@ def profiled(path: str | None, phase: str) -> Iterator[None]:
         out.write_text(profiler.output_html() if base.suffix == ".html" else profiler.output_text(unicode=True))
 
 
+class _Answer:
+    """What the checks below read of an answer: its status and, on a surprise, its text."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.text = body.decode(errors="replace")
+
+
+async def asgi_post(app: Any, path: str, body: dict[str, Any], headers: dict[str, str]) -> _Answer:
+    """One POST through the ASGI app itself: the server's own CPU, without HTTP parsing or a client."""
+    payload = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    chunks: list[bytes] = []
+    status: list[int] = []
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()  # no disconnect while the answer is made
+        sent = True
+        return {"type": "http.request", "body": payload, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return _Answer(status[0], b"".join(chunks))
+
+
 async def measure(args: argparse.Namespace, url: str, fixture: surge_fixture.Fixture) -> dict[str, Any]:
     settings = Settings(database_url=url, event_relay=False, background_tasks=False, log_level="WARNING")
     app = create_app(settings)
@@ -96,13 +151,13 @@ async def measure(args: argparse.Namespace, url: str, fixture: surge_fixture.Fix
             places = [p.slot_id for p in fixture.release for _ in range(p.capacity)]
             people = fixture.people
 
-            async def book(i: int, slot_id: str) -> httpx.Response:
+            async def book(i: int, slot_id: str) -> Any:
                 person = people[i % len(people)]
-                return await client.post(
-                    "/api/v1/appointments",
-                    json={"slot_id": slot_id, "patient_id": person.patient_id},
-                    headers={"Authorization": f"Bearer {person.token}", "Idempotency-Key": uuid.uuid4().hex},
-                )
+                body = {"slot_id": slot_id, "patient_id": person.patient_id}
+                headers = {"Authorization": f"Bearer {person.token}", "Idempotency-Key": uuid.uuid4().hex}
+                if args.client == "asgi":
+                    return await asgi_post(app, "/api/v1/appointments", body, headers)
+                return await client.post("/api/v1/appointments", json=body, headers=headers)
 
             # warm-up: statements compiled, connections opened, caches filled
             for i, place in enumerate(fixture.warmup[:50]):
@@ -130,6 +185,7 @@ async def measure(args: argparse.Namespace, url: str, fixture: surge_fixture.Fix
                 rej_statements = statements
     return {
         "db": args.db,
+        "client": args.client,
         "bookings": booked,
         "rejections": args.rejections,
         "cpu_ms_per_booking": round(book_cpu / max(booked, 1) * 1000, 3),

@@ -316,3 +316,36 @@ def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.
     detail = ok(client.get(f"/api/v1/schedules/{roomy['id']}"))["slots"]
     assert detail[1]["pools"][0]["booked"] == 2 and detail[2]["pools"][0]["booked"] == 0
     _invariants_hold(server)
+
+
+def test_bookings_one_by_one_when_the_desk_is_off(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    """CAREBRIDGE_BOOKING_BATCH_SIZE=0: each booking is its own transaction, with the same answers (an app of
+    its own on the same database, in this process; its lifespan is not run, which would rebind the test
+    server's process-wide listeners)."""
+    from carebridge.app import create_app
+
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 1}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    (t1, p1, _), (t2, p2, _) = make_patient(client), make_patient(client)
+    app = create_app(server.settings.model_copy(update={"booking_batch_size": 0, "background_tasks": False}))
+
+    async def one_by_one() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://off") as ac:
+
+                def post(token: str, patient_id: str, key: str) -> Any:
+                    body = {"patient_id": patient_id, "slot_id": slot_id}
+                    return ac.post("/api/v1/appointments", headers=auth(token) | {"Idempotency-Key": key}, json=body)
+
+                first = await post(t1, p1, "off-1")
+                return [first, await post(t2, p2, "off-2"), await post(t1, p1, "off-1")]
+        finally:
+            await app.state.db.dispose()
+
+    first, full, again = asyncio.run(one_by_one())
+    assert first.status_code == 201 and first.json()["patient_name"] == "张小明"
+    assert full.status_code == 409 and full.json()["error"]["code"] == "slot_full"
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    _invariants_hold(server)

@@ -562,3 +562,50 @@ def test_fhirpy_search_and_create(client: httpx.Client, schema: Schema, admin_to
     again = fhirpy.resources("Appointment").search(patient=world.patient_id).fetch()
     assert [a["id"] for a in again] == [appointment["id"]]
     schema.check(again[0].serialize())
+
+
+def test_appointments_created_together_through_an_app(client: httpx.Client, schema: Schema, admin_token: str) -> None:
+    """Patients booking one slot of the app's pool at the same moment, through FHIR and the JSON API with the
+    app's tokens: decided together (scheduling.desk), as many places as the pool holds, each refusal a clear
+    OperationOutcome (FHIR) or error (JSON), every answer a valid resource."""
+    import asyncio
+
+    world = World(client, admin_token)
+    channel = world.app["channel"]
+    scarce = make_schedule(client, world.x, pools={channel: 2}, session="evening", start="18:00", end="18:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{scarce['id']}"))["slots"][0]["id"]
+    people = []
+    for _ in range(5):
+        browser, patient_id = patient_browser(client.base_url)
+        people.append((world.login(client, browser, patient_id), patient_id))
+
+    async def together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=str(client.base_url), timeout=60) as ac:
+            calls = [
+                ac.post(
+                    f"{FHIR}/Appointment",
+                    json=new_appointment(slot_id, patient_id),
+                    headers={**auth(token), "Idempotency-Key": str(uuid.uuid4())},
+                )
+                for token, patient_id in people[:4]
+            ]
+            token, patient_id = people[4]
+            wanted = {"patient_id": patient_id, "slot_id": slot_id}
+            calls.append(ac.post("/api/v1/appointments", headers=auth(token), json=wanted))
+            calls.append(  # a patient the token does not act for
+                ac.post(f"{FHIR}/Appointment", json=new_appointment(slot_id, people[1][1]), headers=auth(people[0][0]))
+            )
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(together())
+    booked = [r for r in answers[:5] if r.status_code == 201]
+    assert len(booked) == 2, [r.text for r in answers]
+    for r in answers[:4]:
+        if r.status_code == 201:
+            assert fhir(r, schema, 201)["slot"][0]["reference"] == f"Slot/{slot_id}"
+        else:
+            outcome(r, schema, 409, "slot_full")
+    if answers[4].status_code != 201:
+        assert answers[4].status_code == 409 and answers[4].json()["error"]["code"] == "slot_full"
+    outcome(answers[5], schema, 403, "patient_not_in_context")
+    assert fhir(client.get(f"{FHIR}/Slot/{slot_id}", headers=auth(world.token)), schema)["status"] == "busy"

@@ -21,8 +21,9 @@ booking gets its own answer:
 - A batch that fails as a whole (a unique index, a deadlock, anything unexpected) commits nothing; its bookings
   are then made one by one through ``idempotency.write_once`` and ``booking.book``, as without the desk.
 
-Only a patient's own account booking the ``platform`` pool comes here; partner apps, counters and doctors
-book one by one (``accepts``).
+A patient's account booking the ``platform`` pool comes here, and one acting through a partner app on that
+app's pool (the JSON API and FHIR ``POST Appointment``, each answered in its own shape: ``Shape``); counters,
+doctors, reschedules and waitlist offers book one by one (``accepts``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import asyncio
 import uuid
 import weakref
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,8 +67,8 @@ _PLACES = (
         SlotPool.channel.in_(bindparam("channels", expanding=True)),
     )
 )
-_SLOTS_WITH_POOLS = (
-    select(SlotPool.slot_id).where(SlotPool.slot_id.in_(bindparam("slot_ids", expanding=True))).distinct()
+_SLOTS = select(Slot.id, Slot.hospital_id, select(SlotPool.id).where(SlotPool.slot_id == Slot.id).exists()).where(
+    Slot.id.in_(bindparam("slot_ids", expanding=True))
 )
 _POOLS = SlotPool.__table__.c
 _LOCK = (
@@ -92,8 +94,41 @@ _ACTIVE = (
 
 
 def accepts(principal: Principal, channel: str) -> bool:
-    """Whether this booking goes through the desk: a patient's own account on the platform pool."""
-    return principal.role == Role.patient and principal.reach is None and channel in booking.PATIENT_CHANNELS
+    """Whether this booking goes through the desk: a patient's account on the platform pool, or acting through a
+    partner app on that app's pool."""
+    if principal.role != Role.patient:
+        return False
+    if principal.partner_channel is not None:
+        return channel == principal.partner_channel
+    return channel in booking.PATIENT_CHANNELS
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    principal: Principal
+    appointment: Appointment
+    patient: patients.OwnedPatient
+
+
+class Shape:
+    """How a booking is answered: ``batch`` for bookings decided together (their patients already read),
+    ``alone`` for one made on its own in ``session``. The JSON API's answer, by default."""
+
+    operation = OPERATION
+
+    async def batch(self, session: AsyncSession, booked: list[Booked]) -> list[dict[str, Any]]:
+        for b in booked:  # the owner is shown their patient's name: audited as a single booking's answer is
+            patients.audit_owner_read(session, b.principal, b.patient.facts, "booking")
+        names = {b.appointment.patient_id: b.patient.name for b in booked}
+        answers = await present.appointments_with_names(session, [b.appointment for b in booked], names)
+        return [a.model_dump(mode="json") for a in answers]
+
+    async def alone(self, session: AsyncSession, principal: Principal, appointment: Appointment) -> dict[str, Any]:
+        out = await present.appointments_out(session, principal, [appointment], purpose="booking")
+        return out[0].model_dump(mode="json")
+
+
+JSON = Shape()
 
 
 def slot_full(slot_id: uuid.UUID, channel: str) -> Conflict:
@@ -108,6 +143,7 @@ class Request:
     channel: str
     key: str | None
     payload_hash: str
+    shape: Shape
     answer: asyncio.Future[Answer]
 
 
@@ -142,19 +178,33 @@ class Desk:
         channel: str,
         key: str | None,
         payload_hash: str,
+        shape: Shape = JSON,
+        check: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> Answer:
         """Book as ``booking.book`` would, decided with the bookings waiting beside it. Returns (201, answer);
-        raises the booking's ``DomainError``. A caller that goes away does not undo a booking already on its way
-        (its answer is kept under its Idempotency-Key)."""
-        if key:
+        raises the booking's ``DomainError``. A stored answer to the Idempotency-Key comes first, then ``check``
+        (the caller's own reads that may refuse, as with ``idempotency.write_once``). A caller that goes away
+        does not undo a booking already on its way (its answer is kept under its Idempotency-Key)."""
+        if (key and idempotency.KNOWN.might_exist(principal.user_id, key)) or check is not None:
             async with self.db.read() as session:
-                stored = await idempotency.stored_answer(session, principal.user_id, key, OPERATION, payload_hash)
-            if stored:
-                return stored
+                if key and (
+                    stored := await idempotency.stored_answer(
+                        session, principal.user_id, key, shape.operation, payload_hash
+                    )
+                ):
+                    return stored
+                if check is not None:
+                    await check(session)
         if availability.known_full(slot_id, channel):  # a sold-out pool costs no database work
             raise slot_full(slot_id, channel)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._waiting.append(Request(principal, patient_id, slot_id, channel, key, payload_hash, answer))
+        request = Request(principal, patient_id, slot_id, channel, key, payload_hash, shape, answer)
+        if self.batch_size == 0:  # the desk turned off: each booking on its own
+            outcome = await self._alone(request)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        self._waiting.append(request)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
         return await asyncio.shield(answer)
@@ -236,10 +286,12 @@ class Desk:
                 slot_id=request.slot_id,
                 channel=request.channel,
             )
-            out = await present.appointments_out(session, request.principal, [appt], purpose="booking")
-            return out[0].model_dump(mode="json")
+            return await request.shape.alone(session, request.principal, appt)
 
         async def check(session: AsyncSession) -> None:
+            await booking.check_reach(
+                session, request.principal, patient_id=request.patient_id, slot_id=request.slot_id
+            )
             if await booking.pool_is_full(session, request.slot_id, request.channel):
                 raise slot_full(request.slot_id, request.channel)
 
@@ -248,7 +300,7 @@ class Desk:
                 self.db,
                 user_id=request.principal.user_id,
                 key=request.key,
-                operation=OPERATION,
+                operation=request.shape.operation,
                 payload_hash=request.payload_hash,
                 check=check,
                 write=write,
@@ -276,12 +328,18 @@ class Desk:
 
         now = clock.now()
         async with self.db.transaction() as session:
-            places = await self._places(session, {r.slot_id for r in batch}, {r.channel for r in batch})
+            places, hospitals = await self._places(session, {r.slot_id for r in batch}, {r.channel for r in batch})
             owned = await patients.owned_patients(session, [(r.principal.user_id, r.patient_id) for r in batch])
 
             def place_checks(item: _Going) -> None:
                 r = item.request
                 found = places.get(r.slot_id)
+                reach = r.principal.reach
+                if reach is not None:  # through a partner app: its patients, its granting hospitals
+                    reach.require_patient(r.patient_id)
+                    if r.slot_id not in hospitals:
+                        raise not_found("slot", r.slot_id)
+                    reach.require_hospital(hospitals[r.slot_id])
                 place = found.get(r.channel) if found else None
                 if place is not None and place[0].capacity - place[0].booked - place[0].held <= 0:
                     availability.mark_full(r.slot_id, r.channel)  # as the pre-check of a single booking
@@ -319,18 +377,22 @@ class Desk:
     @staticmethod
     async def _places(
         session: AsyncSession, slot_ids: set[uuid.UUID], channels: set[str]
-    ) -> dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]]:
-        """The asked-for pools of the slots, by slot and channel; a slot with pools on other channels only maps
-        to an empty dict, an unknown slot is missing."""
+    ) -> tuple[dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]], dict[uuid.UUID, uuid.UUID]]:
+        """The asked-for pools of the slots, by slot and channel (a slot with pools on other channels only maps to
+        an empty dict; one without pools, or unknown, is missing), and each known slot's hospital."""
         asked = {"slot_ids": padded(list(slot_ids)), "channels": padded(list(channels))}
         rows = (await session.execute(_PLACES, asked)).all()
         places: dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]] = {}
+        hospitals: dict[uuid.UUID, uuid.UUID] = {}
         for pool, schedule, slot in rows:
             places.setdefault(pool.slot_id, {})[pool.channel] = (pool, schedule, slot)
+            hospitals[slot.id] = slot.hospital_id
         if missing := [i for i in slot_ids if i not in places]:
-            for (slot_id,) in (await session.execute(_SLOTS_WITH_POOLS, {"slot_ids": padded(missing)})).all():
-                places[slot_id] = {}
-        return places
+            for slot_id, hospital_id, has_pools in (await session.execute(_SLOTS, {"slot_ids": padded(missing)})).all():
+                hospitals[slot_id] = hospital_id
+                if has_pools:
+                    places[slot_id] = {}
+        return places, hospitals
 
     @staticmethod
     async def _window(session: AsyncSession, item: _Going, now: datetime) -> None:
@@ -411,31 +473,30 @@ class Desk:
 
     @staticmethod
     async def _write(session: AsyncSession, going: list[_Going], outcomes: list[Any], now: datetime) -> None:
-        appts = []
+        by_shape: dict[int, list[tuple[_Going, Booked]]] = defaultdict(list)
         for item in going:
             r, owned = item.request, item.patient
             assert owned is not None and item.pool is not None and item.schedule is not None and item.slot is not None
             appt = booking.new_appointment(r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now)
             session.add(appt)
             booking.emit(session, "appointment.booked", appt, r.principal.actor)
-            patients.audit_owner_read(session, r.principal, owned.facts, "booking")
-            appts.append(appt)
-        names = {item.request.patient_id: item.patient.name for item in going}  # type: ignore[union-attr]
-        answers = await present.appointments_with_names(session, appts, names)
-        for item, answer in zip(going, answers, strict=True):
-            r = item.request
-            body = answer.model_dump(mode="json")
-            if r.key:
-                idempotency.remember(
-                    session,
-                    user_id=r.principal.user_id,
-                    key=r.key,
-                    operation=OPERATION,
-                    payload_hash=r.payload_hash,
-                    status_code=201,
-                    response=body,
-                )
-            outcomes[item.index] = (201, body)
+            by_shape[id(r.shape)].append((item, Booked(r.principal, appt, owned)))
+        for group in by_shape.values():
+            shape = group[0][0].request.shape
+            answers = await shape.batch(session, [booked for _, booked in group])
+            for (item, _), body in zip(group, answers, strict=True):
+                r = item.request
+                if r.key:
+                    idempotency.remember(
+                        session,
+                        user_id=r.principal.user_id,
+                        key=r.key,
+                        operation=shape.operation,
+                        payload_hash=r.payload_hash,
+                        status_code=201,
+                        response=body,
+                    )
+                outcomes[item.index] = (201, body)
 
 
 _DESKS: weakref.WeakKeyDictionary[Database, Desk] = weakref.WeakKeyDictionary()

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carebridge.auth.principal import Principal
 from carebridge.core import idempotency
 from carebridge.core.errors import Conflict, Forbidden
 from carebridge.directory import service as directory
@@ -19,7 +20,7 @@ from carebridge.interop.fhir.outcome import FhirResponse, Invalid
 from carebridge.interop.fhir.resources import schedule as schedule_resource
 from carebridge.interop.fhir.resources.common import gone, parse_id, reference
 from carebridge.interop.fhir.search import Params, bundle, fhir_base, instant
-from carebridge.scheduling import booking
+from carebridge.scheduling import booking, desk
 from carebridge.scheduling import search as scheduling
 from carebridge.scheduling.models import Appointment, AppointmentStatus
 
@@ -81,6 +82,21 @@ async def present(session: AsyncSession, appointments: list[Appointment]) -> lis
             resource["comment"] = f"queue number {a.queue_number}"
         out.append(resource)
     return out
+
+
+class _Answer(desk.Shape):
+    """A booking answered as a FHIR Appointment (no patient name in it: nothing personal to audit)."""
+
+    operation = OPERATION
+
+    async def batch(self, session: AsyncSession, booked: list[desk.Booked]) -> list[dict[str, Any]]:
+        return await present(session, [b.appointment for b in booked])
+
+    async def alone(self, session: AsyncSession, principal: Principal, appointment: Appointment) -> dict[str, Any]:
+        return (await present(session, [appointment]))[0]
+
+
+ANSWER = _Answer()
 
 
 async def _find(session: AsyncSession, who: Caller, appointment_id: uuid.UUID, permission: str) -> Appointment:
@@ -191,21 +207,17 @@ async def create(
         if place == "full":
             raise Conflict("slot_full", "no places left in this slot for this app", details={"slot_id": str(slot_id)})
 
-    async def write(session: AsyncSession) -> dict[str, Any]:
-        appointment = await booking.book(
-            session, principal=principal, patient_id=patient_id, slot_id=slot_id, channel=who.channel
-        )
-        return (await present(session, [appointment]))[0]
-
-    status, resource = await idempotency.write_once(
-        request.app.state.db,
-        user_id=principal.user_id,
-        key=idempotency.check_key(idempotency_key),
-        operation=OPERATION,
-        payload_hash=idempotency.request_hash(body),
+    db = request.app.state.db
+    key, payload_hash = idempotency.check_key(idempotency_key), idempotency.request_hash(body)
+    status, resource = await desk.desk_for(db).book(  # decided with the bookings waiting beside it
+        principal,
+        patient_id=patient_id,
+        slot_id=slot_id,
+        channel=who.channel,
+        key=key,
+        payload_hash=payload_hash,
+        shape=ANSWER,
         check=check,
-        write=write,
-        duplicate=Conflict("already_booked", "the patient already has a booking in this session"),
     )
     location = f"{fhir_base(request)}/Appointment/{resource['id']}"
     return FhirResponse(resource, status_code=status, headers={"Location": location})
