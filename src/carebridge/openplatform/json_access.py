@@ -12,12 +12,14 @@ read the public endpoints in its app's view and nothing that acts for a patient.
 from __future__ import annotations
 
 import uuid
+import weakref
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from carebridge.auth.dependencies import ScopeNeed, accept_partner_tokens
 from carebridge.auth.principal import PartnerReach
+from carebridge.core.batching import Batcher
 from carebridge.core.errors import Forbidden, Unauthorized
 from carebridge.database.engine import Database
 from carebridge.openplatform import scopes as smart
@@ -32,15 +34,32 @@ _WORDS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search
 async def admit(request: HTTPConnection, token: str) -> tokens.PartnerAccess:
     """The access behind a partner token, the call counted in the app's usage and let through its rate limit
     and daily quota; 401 ``invalid_token``, 429 ``rate_limited`` / ``quota_exceeded``."""
-    db: Database = request.app.state.db
-    async with db.read() as session:
-        access = await tokens.access_for(session, token)
-    if access is None:
+    h = tokens.digest(token)
+    access = tokens.cached_access(h)
+    if access is tokens.UNKNOWN:
+        access = await _lookups(request.app.state.db).get(h)
+    if not isinstance(access, tokens.PartnerAccess):
         raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
     request.state.partner = access  # the call is counted in the app's usage, refused or not
     rate, quota = usage.limits(request.app.state.settings, access.rate_limit_per_second, access.daily_quota)
     usage.METER.admit(access.app_id, rate=rate, daily_quota=quota)
     return access
+
+
+_LOOKUPS: weakref.WeakKeyDictionary[Database, Batcher[str, tokens.PartnerAccess]] = weakref.WeakKeyDictionary()
+
+
+def _lookups(db: Database) -> Batcher[str, tokens.PartnerAccess]:
+    """Tokens not in the cache are looked up together (many patients' apps booking at once: two statements)."""
+    lookups = _LOOKUPS.get(db)
+    if lookups is None:
+
+        async def fetch(hashes: list[str]) -> dict[str, tokens.PartnerAccess]:
+            async with db.read() as session:
+                return await tokens.accesses_for(session, hashes)
+
+        lookups = _LOOKUPS[db] = Batcher(fetch)
+    return lookups
 
 
 def contexts(access: tokens.PartnerAccess, resource: str, permission: str) -> set[str]:

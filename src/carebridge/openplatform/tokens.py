@@ -3,7 +3,7 @@
 Only SHA-256 digests of codes and tokens are kept. Every change two requests could race on is one conditional
 statement: a code is claimed once (a second use revokes what the first one got, RFC 6749 section 4.1.2); a
 refresh token rotates once, and presenting a rotated one again revokes its whole family (RFC 9700 section
-4.14); a client assertion's ``jti`` is inserted once. The resource side (``access_for``) answers who a token
+4.14); a client assertion's ``jti`` is inserted once. The resource side (``accesses_for``) answers who a token
 acts for: the app, its scopes, its patient, and the hospitals that granted the app, read at use time so a
 revoked grant or a suspended app takes effect at once.
 """
@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import audit, cache, clock
+from carebridge.core.batching import padded
 from carebridge.core.ids import new_id
 from carebridge.database.engine import insert_for
 from carebridge.openplatform.models import (
@@ -345,55 +346,69 @@ async def forget_expired(session: AsyncSession) -> int:
     return gone.rowcount or 0
 
 
-async def access_for(session: AsyncSession, token: str) -> PartnerAccess | None:
-    """Who a live access token acts for; None when it is unknown, expired, revoked or its app not approved."""
-    h = digest(token)
-    hit = ACCESS.get(h)
-    now = clock.now()
-    if hit is not None:
-        return hit if hit.expires_at > now else None
-    row = (
-        await session.execute(
-            select(
-                OAuthToken.id,
-                OAuthToken.app_id,
-                PartnerApp.client_id,
-                PartnerApp.kind,
-                PartnerApp.status,
-                OAuthToken.scope,
-                OAuthToken.user_id,
-                OAuthToken.patient_id,
-                OAuthToken.access_expires_at,
-                OAuthToken.revoked_at,
-                PartnerApp.rate_limit_per_second,
-                PartnerApp.daily_quota,
-            )
-            .join(PartnerApp, PartnerApp.id == OAuthToken.app_id)
-            .where(OAuthToken.access_hash == h)
-        )
-    ).first()
-    if row is None:
-        return None
-    token_id, app_id, client_id, kind, status, scope, user_id, patient_id, expires_at, revoked_at, rate, quota = row
-    if revoked_at is not None or expires_at <= now or status != AppStatus.approved:
-        return None
-    hospitals = (
-        await session.scalars(
-            select(HospitalGrant.hospital_id).where(HospitalGrant.app_id == app_id, HospitalGrant.revoked_at.is_(None))
-        )
-    ).all()
-    access = PartnerAccess(
-        token_id=token_id,
-        app_id=app_id,
-        client_id=client_id,
-        kind=kind,
-        scopes=tuple(scope.split()),
-        user_id=user_id,
-        patient_id=patient_id,
-        hospitals=frozenset(hospitals),
-        expires_at=expires_at,
-        rate_limit_per_second=rate,
-        daily_quota=quota,
+_ACCESS = (
+    select(
+        OAuthToken.access_hash,
+        OAuthToken.id,
+        OAuthToken.app_id,
+        PartnerApp.client_id,
+        PartnerApp.kind,
+        PartnerApp.status,
+        OAuthToken.scope,
+        OAuthToken.user_id,
+        OAuthToken.patient_id,
+        OAuthToken.access_expires_at,
+        OAuthToken.revoked_at,
+        PartnerApp.rate_limit_per_second,
+        PartnerApp.daily_quota,
     )
-    ACCESS.set(h, access)
-    return access
+    .join(PartnerApp, PartnerApp.id == OAuthToken.app_id)
+    .where(OAuthToken.access_hash.in_(bindparam("hashes", expanding=True)))
+)
+_GRANTS = select(HospitalGrant.app_id, HospitalGrant.hospital_id).where(
+    HospitalGrant.app_id.in_(bindparam("app_ids", expanding=True)), HospitalGrant.revoked_at.is_(None)
+)
+UNKNOWN = object()  # ``cached_access``: not in this worker's cache
+
+
+def cached_access(h: str) -> PartnerAccess | None | object:
+    """What this worker remembers of the token with digest ``h``: its access, None when it has expired, or
+    ``UNKNOWN``."""
+    hit = ACCESS.get(h)
+    if hit is None:
+        return UNKNOWN
+    return hit if hit.expires_at > clock.now() else None
+
+
+async def accesses_for(session: AsyncSession, hashes: list[str]) -> dict[str, PartnerAccess]:
+    """Who many live access tokens (by their ``digest``) act for, in two statements (the tokens, their apps'
+    grants); a token that is unknown, expired, revoked or whose app is not approved is missing."""
+    now = clock.now()
+    rows = [
+        row
+        for row in (await session.execute(_ACCESS, {"hashes": padded(hashes)})).all()
+        if row.revoked_at is None and row.access_expires_at > now and row.status == AppStatus.approved
+    ]
+    if not rows:
+        return {}
+    granted: dict[uuid.UUID, set[uuid.UUID]] = {row.app_id: set() for row in rows}
+    for app_id, hospital_id in (await session.execute(_GRANTS, {"app_ids": padded(list(granted))})).all():
+        granted[app_id].add(hospital_id)
+    found = {}
+    for row in rows:
+        access = PartnerAccess(
+            token_id=row.id,
+            app_id=row.app_id,
+            client_id=row.client_id,
+            kind=row.kind,
+            scopes=tuple(row.scope.split()),
+            user_id=row.user_id,
+            patient_id=row.patient_id,
+            hospitals=frozenset(granted[row.app_id]),
+            expires_at=row.access_expires_at,
+            rate_limit_per_second=row.rate_limit_per_second,
+            daily_quota=row.daily_quota,
+        )
+        ACCESS.set(row.access_hash, access)
+        found[row.access_hash] = access
+    return found
