@@ -227,7 +227,10 @@ class Desk:
                 else:
                     later.append(request)
             self._waiting = later
-            await self._settle(batch)
+            try:
+                await self._settle(batch)
+            except Exception as exc:  # noqa: BLE001 - its requests were answered; the desk goes on for the rest
+                log.error("booking_desk_error", size=len(batch), error=type(exc).__name__)
 
     async def _settle(self, batch: list[Request]) -> None:
         try:
@@ -237,7 +240,10 @@ class Desk:
                 log.warning("booking_batch_failed", size=len(batch), error=type(exc).__name__)
                 outcomes = [await self._alone(request) for request in batch]
             else:
-                await self._answered_meanwhile(batch, outcomes)
+                try:
+                    await self._answered_meanwhile(batch, outcomes)
+                except Exception as exc:  # noqa: BLE001 - the refusals stand as they were decided
+                    log.warning("booking_replay_failed", error=type(exc).__name__)
             for request, outcome in zip(batch, outcomes, strict=True):
                 if request.answer.done():
                     continue
