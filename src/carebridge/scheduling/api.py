@@ -25,6 +25,7 @@ from carebridge.auth.models import Role
 from carebridge.auth.principal import PartnerReach, Principal
 from carebridge.core import clock, idempotency, live
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput
+from carebridge.core.handlers import FastJSONResponse
 from carebridge.database.engine import Database
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
@@ -175,7 +176,7 @@ async def book(
             payload_hash=payload_hash,
             check=reach if principal.reach is not None else None,
         )
-        return JSONResponse(answer, status_code=status)
+        return FastJSONResponse(answer, status_code=status)
 
     async def check(session: AsyncSession) -> None:  # a sold-out pool costs no write
         await booking.check_reach(session, principal, patient_id=body.patient_id, slot_id=body.slot_id)
@@ -202,7 +203,7 @@ async def book(
         write=write,
         duplicate=Conflict("already_booked", "the patient already has a booking in this session"),
     )
-    return JSONResponse(answer, status_code=status)
+    return FastJSONResponse(answer, status_code=status)
 
 
 @router.get("/appointments", response_model=list[AppointmentOut], summary="Your (and your family's) appointments")
