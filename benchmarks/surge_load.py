@@ -137,6 +137,7 @@ class Phase:
     def __init__(self, name: str) -> None:
         self.name = name
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []  # when each request was sent (perf_counter), in the order of latencies
         self.booked = 0
         self.rejected_full = 0
         self.errors: Counter[str] = Counter()
@@ -168,7 +169,18 @@ class Phase:
             "p90_ms": pct(0.90),
             "p99_ms": pct(0.99),
             "max_ms": round(lat[-1], 2) if lat else None,
+            "p99_ms_by_tenth": self.p99_by_tenth(),
         }
+
+    def p99_by_tenth(self) -> list[float | None]:
+        """The p99 of the requests sent in each tenth of the phase: where in the phase the slow answers were."""
+        if not self.sent_at:
+            return []
+        first, span = self.sent_at[0], max(self.sent_at[-1] - self.sent_at[0], 1e-9)
+        tenths: list[list[float]] = [[] for _ in range(10)]
+        for sent, latency in zip(self.sent_at, self.latencies, strict=False):
+            tenths[min(9, int((sent - first) / span * 10))].append(latency)
+        return [round(sorted(t)[min(len(t) - 1, int(0.99 * len(t)))], 1) if t else None for t in tenths]
 
 
 class Release:
@@ -207,9 +219,11 @@ async def book_once(client: Any, person: dict[str, str], slot: str, phase: Phase
     try:
         status, payload = await client.request("POST", "/api/v1/appointments", headers, body)
     except Exception as exc:  # noqa: BLE001 - a transport failure is an error, counted
+        phase.sent_at.append(started)
         phase.latencies.append((time.perf_counter() - started) * 1000)
         phase.errors[f"transport:{type(exc).__name__}"] += 1
         return "error"
+    phase.sent_at.append(started)
     phase.latencies.append((time.perf_counter() - started) * 1000)
     if status == 201:
         phase.booked += 1
