@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from carebridge.config import Settings
@@ -17,7 +18,7 @@ from carebridge.core import clock
 from carebridge.database.engine import Database
 from carebridge.events.models import OutboxEvent
 from carebridge.supervision.models import TracedEvent
-from tests.conftest import _free_port, start_process
+from tests.conftest import BACKEND, _free_port, start_process
 from tests.factories import auth, ok
 
 
@@ -126,3 +127,43 @@ def test_sqlite_serves_from_one_process_only(tmp_path) -> None:  # type: ignore[
     )
     assert done.returncode == 2 and "SQLite runs in one process" in done.stderr, done.stderr
     assert not (tmp_path / "one.db").exists()
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="several API workers: PostgreSQL (SQLite is one process)")
+def test_api_workers_each_listen_and_are_kept_running(fresh_database_url: str) -> None:
+    """``serve --workers 2``: two processes, each with its own socket on the port (carebridge.serving); one that
+    dies is replaced; SIGTERM stops them all."""
+    import psutil
+
+    env = {**os.environ, "CAREBRIDGE_DATABASE_URL": fresh_database_url, "CAREBRIDGE_BACKGROUND_TASKS": "false"}
+    assert start_process(["migrate"], env).wait(timeout=120) == 0
+    port = _free_port()
+    api = start_process(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, ready_port=port)
+    try:
+        parent = psutil.Process(api.pid)
+
+        def workers() -> list[int]:
+            return [p.pid for p in parent.children() if "resource_tracker" not in " ".join(p.cmdline())]
+
+        def listening() -> set[int]:
+            return {
+                pid
+                for pid in workers()
+                for c in psutil.Process(pid).net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            }
+
+        assert _wait(lambda: len(workers()) == 2), workers()
+        assert _wait(lambda: len(listening()) == 2), listening()  # a socket of each worker's own
+        first = workers()[0]
+        os.kill(first, signal.SIGKILL)
+        assert _wait(lambda: len(workers()) == 2 and first not in workers()), workers()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            assert all(c.get("/healthz").status_code == 200 for _ in range(20))
+        remaining = workers()
+        api.send_signal(signal.SIGTERM)
+        assert api.wait(timeout=30) == 0
+        assert not [pid for pid in remaining if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    finally:
+        if api.poll() is None:
+            api.kill()

@@ -14,6 +14,7 @@ from carebridge.config import Settings, get_settings
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from carebridge import serving
     from carebridge.database.migrate import upgrade
 
     if args.workers > 1 and settings.is_sqlite:
@@ -23,25 +24,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.demo:
         upgrade(settings)
-    if args.workers > 1:
-        # The workers share one listening socket. libuv (uvloop) accepts every pending connection in one go, so
-        # at a release moment one worker took most of the clients' keep-alive connections and did most of the
-        # work while the other idled (measured: 29.2 s and 0.3 s of CPU). One accept per loop turn spreads them.
-        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
-    uvicorn.run(
-        "carebridge.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=settings.ws_max_frame_bytes,
-        ws_per_message_deflate=False,
-    )
+    options: dict[str, object] = {
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.ws_max_frame_bytes,
+        "ws_per_message_deflate": False,
+    }
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.workers > 1 and serving.supported():  # a listening socket per worker (carebridge.serving)
+        return serving.run(host, port, args.workers, options)
+    uvicorn.run("carebridge.app:create_app", factory=True, host=host, port=port, workers=args.workers, **options)
     return 0
 
 

@@ -139,6 +139,13 @@ async def serialise_patient(session: AsyncSession, patient_id: uuid.UUID) -> Non
     await session.execute(_SERIALISE[session.bind.dialect.name], {"patient_id": patient_id})
 
 
+async def serialise_patients(session: AsyncSession, patient_ids: list[uuid.UUID]) -> None:
+    """``serialise_patient`` for many patients in one round trip, in id order (two transactions bumping some of
+    the same rows lock them in the same order, so neither waits for the other in a cycle)."""
+    rows = [{"patient_id": p} for p in sorted(set(patient_ids))]
+    await session.execute(_SERIALISE[session.bind.dialect.name], rows)
+
+
 def _limits_query() -> Select[Any]:
     """The patient's active bookings at the hospital (in total, in the department, with the doctor that day, in
     the session) and their no-show block, in one statement built once (building it costs more than running it)."""

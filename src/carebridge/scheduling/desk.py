@@ -414,7 +414,7 @@ class Desk:
     async def _limits(session: AsyncSession, going: list[_Going], outcomes: list[Any]) -> None:
         """The patients' rows bumped in order, then their blocks and active bookings, each in one statement."""
         patient_ids = sorted({item.request.patient_id for item in going})
-        await session.execute(booking._SERIALISE[session.bind.dialect.name], [{"patient_id": p} for p in patient_ids])
+        await booking.serialise_patients(session, patient_ids)
         active = (await session.execute(_ACTIVE, {"patient_ids": padded(patient_ids)})).all()
         by_patient: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in active:
