@@ -33,7 +33,7 @@ import uuid
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -159,7 +159,6 @@ class _Going:
     patient: patients.OwnedPatient | None = None
     today: Any = None
     rules: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Desk:
