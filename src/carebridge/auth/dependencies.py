@@ -13,7 +13,6 @@ every worker when they commit (``core.cache``).
 from __future__ import annotations
 
 import hmac
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +25,7 @@ from carebridge.auth import service
 from carebridge.auth.models import Role
 from carebridge.auth.principal import PartnerReach, Principal
 from carebridge.core import clock
-from carebridge.core.batching import Batcher
+from carebridge.core.batching import Lookups
 from carebridge.core.errors import Forbidden, Unauthorized
 from carebridge.database.engine import Database
 
@@ -119,28 +118,14 @@ async def resolve(request: HTTPConnection, token: str) -> Principal | None:
     hit = service.PRINCIPALS.get(digest)
     if hit is not None and (hit[1] is None or hit[1] > clock.now()):
         return hit[0]
-    found = await _principal_lookups(request.app.state.db).get(digest)
+    found = await _LOOKUPS.get(request.app.state.db, digest)
     principal, expires_at = found or (None, None)
     service.PRINCIPALS.set(digest, (principal, expires_at))
     return principal
 
 
-_LOOKUPS: weakref.WeakKeyDictionary[Database, Batcher[str, tuple[Principal | None, datetime | None]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _principal_lookups(db: Database) -> Batcher[str, tuple[Principal | None, datetime | None]]:
-    """Tokens not in the cache are looked up together (a release moment's new callers: one statement)."""
-    lookups = _LOOKUPS.get(db)
-    if lookups is None:
-
-        async def fetch(digests: list[str]) -> dict[str, tuple[Principal | None, datetime | None]]:
-            async with db.read() as session:
-                return await service.principals_for_digests(session, digests)
-
-        lookups = _LOOKUPS[db] = Batcher(fetch)
-    return lookups
+# Tokens not in the cache are looked up together (a release moment's new callers: one statement).
+_LOOKUPS: Lookups[str, tuple[Principal | None, datetime | None]] = Lookups(service.principals_for_digests)
 
 
 async def optional_principal(request: Request) -> Principal | None:

@@ -10,8 +10,14 @@ nothing but a task switch.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from carebridge.database.engine import Database
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -52,6 +58,26 @@ class Batcher(Generic[K, V]):
                 for f in futures:
                     if not f.done():
                         f.set_result(found.get(key))
+
+
+class Lookups(Generic[K, V]):
+    """One ``Batcher`` per database (per app in a process), each reading with ``read(session, keys)`` in a read
+    session of its own: ``await lookups.get(db, key)``."""
+
+    def __init__(self, read: Callable[[AsyncSession, list[K]], Awaitable[dict[K, V]]]) -> None:
+        self._read = read
+        self._batchers: weakref.WeakKeyDictionary[Database, Batcher[K, V]] = weakref.WeakKeyDictionary()
+
+    async def get(self, db: Database, key: K) -> V | None:
+        batcher = self._batchers.get(db)
+        if batcher is None:
+
+            async def fetch(keys: list[K]) -> dict[K, V]:
+                async with db.read() as session:
+                    return await self._read(session, keys)
+
+            batcher = self._batchers[db] = Batcher(fetch)
+        return await batcher.get(key)
 
 
 def padded(values: list[V]) -> list[V]:

@@ -242,7 +242,7 @@ async def stored_answer(
     session: AsyncSession, user_id: uuid.UUID, key: str, operation: str, payload_hash: str
 ) -> tuple[int, dict[str, Any]] | None:
     """The first answer to this key (status, body), or None; no database work for a key no worker has stored
-    (PostgreSQL, ``KNOWN``). 409 ``idempotency_key_reused`` if the key was used for a different request."""
+    (``KNOWN``). 409 ``idempotency_key_reused`` if the key was used for a different request."""
     if not KNOWN.might_exist(user_id, key):
         return None
     stored = await replay(session, user_id=user_id, key=key, operation=operation, payload_hash=payload_hash)

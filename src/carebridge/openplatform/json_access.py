@@ -12,16 +12,14 @@ read the public endpoints in its app's view and nothing that acts for a patient.
 from __future__ import annotations
 
 import uuid
-import weakref
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from carebridge.auth.dependencies import ScopeNeed, accept_partner_tokens
 from carebridge.auth.principal import PartnerReach
-from carebridge.core.batching import Batcher
+from carebridge.core.batching import Lookups
 from carebridge.core.errors import Forbidden, Unauthorized
-from carebridge.database.engine import Database
 from carebridge.openplatform import scopes as smart
 from carebridge.openplatform import tokens, usage
 from carebridge.openplatform.models import partner_channel
@@ -37,7 +35,7 @@ async def admit(request: HTTPConnection, token: str) -> tokens.PartnerAccess:
     h = tokens.digest(token)
     access = tokens.cached_access(h)
     if access is tokens.UNKNOWN:
-        access = await _lookups(request.app.state.db).get(h)
+        access = await _LOOKUPS.get(request.app.state.db, h)
     if not isinstance(access, tokens.PartnerAccess):
         raise Unauthorized("invalid_token", "the token is unknown, expired or revoked, or its app is not approved")
     request.state.partner = access  # the call is counted in the app's usage, refused or not
@@ -46,20 +44,8 @@ async def admit(request: HTTPConnection, token: str) -> tokens.PartnerAccess:
     return access
 
 
-_LOOKUPS: weakref.WeakKeyDictionary[Database, Batcher[str, tokens.PartnerAccess]] = weakref.WeakKeyDictionary()
-
-
-def _lookups(db: Database) -> Batcher[str, tokens.PartnerAccess]:
-    """Tokens not in the cache are looked up together (many patients' apps booking at once: two statements)."""
-    lookups = _LOOKUPS.get(db)
-    if lookups is None:
-
-        async def fetch(hashes: list[str]) -> dict[str, tokens.PartnerAccess]:
-            async with db.read() as session:
-                return await tokens.accesses_for(session, hashes)
-
-        lookups = _LOOKUPS[db] = Batcher(fetch)
-    return lookups
+# Tokens not in the cache are looked up together (many patients' apps booking at once: two statements).
+_LOOKUPS: Lookups[str, tokens.PartnerAccess] = Lookups(tokens.accesses_for)
 
 
 def contexts(access: tokens.PartnerAccess, resource: str, permission: str) -> set[str]:
