@@ -8,6 +8,7 @@ import gc
 import importlib
 import importlib.util
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -20,7 +21,7 @@ from carebridge.consultations import quality
 from carebridge.consultations import service as consultations
 from carebridge.consultations.api import DOCUMENT_PATH, UPLOAD_PATH
 from carebridge.consultations.hub import Hub
-from carebridge.core import cache, crypto, handlers, idempotency, live, notify, signing
+from carebridge.core import cache, crypto, direct, handlers, idempotency, live, notify, signing
 from carebridge.core import logging as cb_logging
 from carebridge.core.files import FileStore
 from carebridge.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "(carebridge worker): docs/configuration.md."
         ),
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # FastAPI's own pages load Swagger UI from a CDN: the portal serves it (/portal/docs/api)
         redoc_url=None,
     )
@@ -155,6 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (FORMULARY_IMPORT_PATH, settings.max_formulary_csv_bytes),
         (INGEST_PATH, settings.supervision_ingest_max_bytes),
     ]
+    direct_routes: dict[tuple[str, str], Any] = {}  # filled with the domains' below
+    if settings.direct_routes:
+        app.add_middleware(direct.DirectRoutesMiddleware, table=direct_routes, handlers=app.exception_handlers)
     app.add_middleware(UsageMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, larger=uploads)
     app.add_middleware(RequestContextMiddleware)
@@ -175,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for name in SUPERVISOR_DOMAINS if settings.deployment == "supervisor" else DOMAINS:
         module = importlib.import_module(f"carebridge.{name}.api")
         app.include_router(DomainRouter(module.router))
+        direct_routes.update(module.DIRECT.table if hasattr(module, "DIRECT") else {})
         if importlib.util.find_spec(f"carebridge.{name}.events") is not None:
             importlib.import_module(f"carebridge.{name}.events").subscribe(bus, app)
     if settings.deployment != "supervisor":

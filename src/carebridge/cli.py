@@ -16,6 +16,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from carebridge import serving
     from carebridge.database.migrate import upgrade
+    from carebridge.http_protocol import CoalescingHttpToolsProtocol
 
     if args.workers > 1 and settings.is_sqlite:
         # The embedded mode is one process: its caches (sold-out pools, idempotency keys, rules) are evicted and
@@ -28,7 +29,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         "log_config": None,
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": CoalescingHttpToolsProtocol,  # httptools, an answer's writes sent together
         "ws": "websockets-sansio",
         "ws_max_size": settings.ws_max_frame_bytes,
         "ws_per_message_deflate": False,

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     # Patients' bookings waiting together are decided in one transaction, up to this many (scheduling.desk);
     # 0 decides each booking on its own.
     booking_batch_size: int = Field(default=64, ge=0, le=1000)
+    # The hottest endpoints (POST /api/v1/appointments) are matched before FastAPI's router walk and parse their
+    # own body (core.direct); false sends them through FastAPI like every other route. Same answers either way.
+    direct_routes: bool = True
+    # FastAPI's native OpenTelemetry (request spans, metrics and exception logs to the global providers). Off: no
+    # provider is configured here, and asking the providers on every request costs about a tenth of a sold-out
+    # answer. Turn on when the deployment installs and configures an OpenTelemetry SDK.
+    opentelemetry: bool = False
     # An Idempotency-Key's stored answer is replayed for this long, then forgotten (docs/booking.md).
     idempotency_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     # Supervision: the compiled rule set is reloaded at least this often (a change also reloads it at once).

@@ -13,10 +13,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import sort_tables
 
 from carebridge.config import Settings
 
@@ -131,3 +132,26 @@ def insert_for(session: AsyncSession, model: Any) -> Any:
     """The dialect's INSERT (for ON CONFLICT) on the model's table: a Core statement, so a list of rows is one
     executemany (the ORM's bulk path splits rows whose None columns differ into separate statements)."""
     return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(model.__table__)
+
+
+async def insert_added(session: AsyncSession) -> None:
+    """Write the objects added to ``session`` since its last flush now, one INSERT per table and set of columns
+    for all of them, and take them out of the session (they stay readable, detached).
+
+    For many plain new rows at once (the booking desk's appointments, events, audit and idempotency records): the
+    unit of work's flush tracks, orders and refreshes each object, and cost more CPU than deciding the bookings.
+    Column defaults and types apply as in a flush; no relationship cascades, no server values read back; tables
+    are written parents first (foreign keys), rows in the order they were added."""
+    added = sorted(session.new, key=lambda obj: inspect(obj).insert_order)
+    if not added:
+        return
+    groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for obj in added:
+        mapper, values = inspect(obj).mapper, obj.__dict__
+        row = {prop.columns[0].key: values[prop.key] for prop in mapper.column_attrs if prop.key in values}
+        groups.setdefault((mapper.local_table, tuple(row)), []).append(row)
+        session.expunge(obj)
+    for table in sort_tables({table for table, _ in groups}):
+        for (of, _), rows in groups.items():
+            if of is table:
+                await session.execute(table.insert(), rows)

@@ -23,7 +23,7 @@ from carebridge.auth.dependencies import (
 )
 from carebridge.auth.models import Role
 from carebridge.auth.principal import PartnerReach, Principal
-from carebridge.core import clock, idempotency, live
+from carebridge.core import clock, direct, idempotency, live
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput
 from carebridge.core.handlers import FastJSONResponse
 from carebridge.database.engine import Database
@@ -45,6 +45,7 @@ from carebridge.scheduling.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
+DIRECT = direct.Routes()  # served before FastAPI's router walk (core.direct)
 MAX_RANGE_DAYS = 31
 QUEUE_REFRESH_SECONDS = 5.0
 DEFAULT_ZONE = "Asia/Shanghai"  # "today" when a request names no day (hospitals carry their own zone)
@@ -204,6 +205,11 @@ async def book(
         duplicate=Conflict("already_booked", "the patient already has a booking in this session"),
     )
     return FastJSONResponse(answer, status_code=status)
+
+
+@DIRECT.post("/api/v1/appointments", endpoint=book)
+async def book_direct(request: Request) -> JSONResponse:
+    return await book(await direct.body(request, BookIn), request, request.headers.get("idempotency-key"))
 
 
 @router.get("/appointments", response_model=list[AppointmentOut], summary="Your (and your family's) appointments")

@@ -46,7 +46,7 @@ from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
 from carebridge.core.batching import padded
 from carebridge.core.errors import Conflict, DomainError, not_found
-from carebridge.database.engine import Database, on_commit
+from carebridge.database.engine import Database, insert_added, on_commit
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
 from carebridge.scheduling import availability, booking, credit, present
@@ -502,6 +502,7 @@ class Desk:
                         response=body,
                     )
                 outcomes[item.index] = (201, body)
+        await insert_added(session)  # the rows of the whole batch, a statement per table (not a flush per object)
 
 
 _DESKS: weakref.WeakKeyDictionary[Database, Desk] = weakref.WeakKeyDictionary()
