@@ -151,7 +151,11 @@ async def insert_added(session: AsyncSession) -> None:
         row = {prop.columns[0].key: values[prop.key] for prop in mapper.column_attrs if prop.key in values}
         groups.setdefault((mapper.local_table, tuple(row)), []).append(row)
         session.expunge(obj)
+    # On PostgreSQL a RETURNING clause makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues")
+    # rather than an executemany, which PostgreSQL runs as one execution per row.
+    returning = session.bind.dialect.name == "postgresql"
     for table in sort_tables({table for table, _ in groups}):
+        statement = table.insert().returning(*table.primary_key.columns) if returning else table.insert()
         for (of, _), rows in groups.items():
             if of is table:
-                await session.execute(table.insert(), rows)
+                await session.execute(statement, rows)
