@@ -8,14 +8,36 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from carebridge.core import clock
+from carebridge.database.engine import Database
 from carebridge.scheduling.invariants import run_invariant_check
 from tests.factories import auth, book, make_hospital, make_id_number, make_patient, make_schedule, ok
 
 
 def _invariants_hold(server) -> None:  # type: ignore[no-untyped-def]
     assert asyncio.run(run_invariant_check(server.settings)) == []
+
+
+def _audited_requests(server, patient_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The request ids of the audited reads of a patient's personal data made by booking answers."""
+
+    async def run() -> list[str]:
+        db = Database(server.settings)
+        async with db.read() as session:
+            rows = await session.scalars(
+                text(
+                    "SELECT request_id FROM audit_records WHERE action = 'patient.personal_data.read' "
+                    "AND subject_id = :p AND CAST(detail AS TEXT) LIKE '%booking%'"
+                ),
+                {"p": patient_id},
+            )
+            found = [str(r) for r in rows]
+        await db.dispose()
+        return found
+
+    return asyncio.run(run())
 
 
 def test_200_concurrent_bookings_for_5_places(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
@@ -285,14 +307,16 @@ def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as ac:
 
-            def post(token: str, patient_id: str, slot_id: str) -> Any:
+            def post(token: str, patient_id: str, slot_id: str, request_id: str | None = None) -> Any:
                 return ac.post(
                     "/api/v1/appointments",
-                    headers=auth(token) | {"Idempotency-Key": str(uuid.uuid4())},
+                    headers=auth(token)
+                    | {"Idempotency-Key": str(uuid.uuid4())}
+                    | ({"X-Request-ID": request_id} if request_id else {}),
                     json={"patient_id": patient_id, "slot_id": slot_id},
                 )
 
-            calls = [post(t, p, scarce_slot) for t, p, _ in racers]
+            calls = [post(t, p, scarce_slot, f"race-{i}-{p[:8]}") for i, (t, p, _) in enumerate(racers)]
             calls += [
                 post(holder_token, holder, roomy_slots[1]),  # already_booked
                 post(parent_token, parent, roomy_slots[1]),
@@ -306,9 +330,11 @@ def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.
     races, (held, for_parent, for_child, strangers, unknown) = answers[:12], answers[12:]
     assert [r.status_code for r in races].count(201) == 3
     assert {r.json()["error"]["code"] for r in races if r.status_code != 201} == {"slot_full"}
-    for r, (_, patient_id, _) in zip(races, racers, strict=True):
-        if r.status_code == 201:  # the owner sees their own patient's name
+    for i, (r, (_, patient_id, _)) in enumerate(zip(races, racers, strict=True)):
+        if r.status_code == 201:  # the owner sees their own patient's name, and that read is audited
             assert r.json()["patient_id"] == patient_id and r.json()["patient_name"].startswith("抢号")
+            # decided in a batch with others, the audit record still names this request
+            assert _audited_requests(server, patient_id) == [f"race-{i}-{patient_id[:8]}"]
     assert held.status_code == 409 and held.json()["error"]["code"] == "already_booked"
     assert ok(for_parent, 201)["patient_name"] == "王大伟" and ok(for_child, 201)["patient_name"] == "王小宝"
     assert strangers.status_code == 404 and strangers.json()["error"]["details"]["id"] == parent

@@ -18,6 +18,7 @@ from carebridge.core import clock
 from carebridge.core.context import request_id_var
 from carebridge.core.ids import new_id
 from carebridge.database.base import Base
+from carebridge.database.engine import add_row
 from carebridge.database.paging import Bound, bounded, page
 
 
@@ -57,18 +58,18 @@ def record(
     detail: dict[str, Any] | None = None,
     region: str | None = None,
 ) -> None:
-    session.add(
-        AuditRecord(
-            actor_user_id=actor_user_id,
-            actor_role=actor_role,
-            action=action,
-            subject_type=subject_type,
-            subject_id=str(subject_id),
-            hospital_id=hospital_id,
-            region=region,
-            request_id=request_id_var.get(),
-            detail=detail or {},
-        )
+    add_row(
+        session,
+        AuditRecord,
+        actor_user_id=actor_user_id,
+        actor_role=actor_role,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        hospital_id=hospital_id,
+        region=region,
+        request_id=request_id_var.get(),
+        detail=detail or {},
     )
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from carebridge.core import clock, crypto, notify
 from carebridge.core.errors import Conflict, DomainError, InvalidInput
 from carebridge.database.base import Base, IdMixin
-from carebridge.database.engine import Database
+from carebridge.database.engine import Database, add_row
 
 MAX_KEY_LENGTH = 128
 CHANNEL = "carebridge_idempotency"  # the trigger of migration 0015 sends "<user id>:<key>" on every insert
@@ -226,15 +226,15 @@ def remember(
     KNOWN.add(f"{user_id}:{key}")
     # The answer is what its owner saw (names unmasked): sealed with the personal-data key, as those fields are.
     sealed = {SEALED: crypto.cipher().encrypt(orjson.dumps(response).decode())}
-    session.add(
-        IdempotencyRecord(
-            user_id=user_id,
-            key=key,
-            operation=operation,
-            request_hash=payload_hash,
-            status_code=status_code,
-            response=sealed,
-        )
+    add_row(
+        session,
+        IdempotencyRecord,
+        user_id=user_id,
+        key=key,
+        operation=operation,
+        request_hash=payload_hash,
+        status_code=status_code,
+        response=sealed,
     )
 
 

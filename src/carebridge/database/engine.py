@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -134,28 +135,55 @@ def insert_for(session: AsyncSession, model: Any) -> Any:
     return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(model.__table__)
 
 
-async def insert_added(session: AsyncSession) -> None:
-    """Write the objects added to ``session`` since its last flush now, one INSERT per table and set of columns
-    for all of them, and take them out of the session (they stay readable, detached).
+ROWS = "rows_together"
+
+
+def add_row(session: AsyncSession, model: Any, **values: Any) -> None:
+    """A new row of ``model`` (its attributes as keyword arguments): an ORM object added to the session, or, inside
+    ``rows_together(session)``, a plain row written with the others of its table at the end of that block."""
+    rows = session.info.get(ROWS)
+    if rows is None:
+        session.add(model(**values))
+    else:
+        rows.append((model, values))
+
+
+@contextlib.asynccontextmanager
+async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
+    """New rows made in the block, by ``add_row`` and as ORM objects added to the session, are written when it
+    ends: one INSERT per table and set of columns for all of them. The ORM objects leave the session (they stay
+    readable, detached).
 
     For many plain new rows at once (the booking desk's appointments, events, audit and idempotency records): the
-    unit of work's flush tracks, orders and refreshes each object, and cost more CPU than deciding the bookings.
-    Column defaults and types apply as in a flush; no relationship cascades, no server values read back; tables
-    are written parents first (foreign keys), rows in the order they were added."""
-    added = sorted(session.new, key=lambda obj: inspect(obj).insert_order)
-    if not added:
-        return
+    unit of work's flush tracks, orders and refreshes each object, and building the objects alone cost more CPU
+    than deciding the bookings. Column defaults and types apply as in a flush; no relationship cascades, no server
+    values read back; tables are written parents first (foreign keys), rows in the order they were made."""
+    rows: list[tuple[Any, dict[str, Any]]] = []
+    session.info[ROWS] = rows
+    try:
+        yield
+    finally:
+        session.info.pop(ROWS, None)
     groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
-    for obj in added:
-        mapper, values = inspect(obj).mapper, obj.__dict__
-        row = {prop.columns[0].key: values[prop.key] for prop in mapper.column_attrs if prop.key in values}
-        groups.setdefault((mapper.local_table, tuple(row)), []).append(row)
+    for model, values in rows:
+        row = {_columns(model)[key]: value for key, value in values.items()}
+        groups.setdefault((model.__table__, tuple(row)), []).append(row)
+    for obj in sorted(session.new, key=lambda obj: inspect(obj).insert_order):
+        state = inspect(obj)
+        row = {key: obj.__dict__[attr] for attr, key in _columns(type(obj)).items() if attr in obj.__dict__}
+        groups.setdefault((state.mapper.local_table, tuple(row)), []).append(row)
         session.expunge(obj)
     # On PostgreSQL a RETURNING clause makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues")
     # rather than an executemany, which PostgreSQL runs as one execution per row.
     returning = session.bind.dialect.name == "postgresql"
     for table in sort_tables({table for table, _ in groups}):
         statement = table.insert().returning(*table.primary_key.columns) if returning else table.insert()
-        for (of, _), rows in groups.items():
+        for (of, _), group in groups.items():
             if of is table:
-                await session.execute(statement, rows)
+                await session.execute(statement, group)
+
+
+@functools.cache
+def _columns(model: Any) -> dict[str, str]:
+    """A mapped class's column attributes: attribute name -> column key."""
+    return {prop.key: prop.columns[0].key for prop in inspect(model).column_attrs}

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import clock
 from carebridge.core.ids import new_id
-from carebridge.database.engine import on_commit
+from carebridge.database.engine import add_row, on_commit
 from carebridge.events.catalog import CATALOG, CATALOG_VERSION
 from carebridge.events.models import OutboxEvent
 
@@ -83,10 +83,12 @@ def append_event(
     hospital_id: uuid.UUID | None = None,
     region: str | None = None,
     actor: str | None = None,
-) -> OutboxEvent:
+) -> None:
     """Add an event to the outbox in the session's transaction; it is published only if that commits."""
     payload = event_data(type, data)
-    row = OutboxEvent(
+    add_row(
+        session,
+        OutboxEvent,
         id=new_id(),
         type=type,
         catalog_version=CATALOG_VERSION,
@@ -98,8 +100,6 @@ def append_event(
         subject_id=str(subject_id),
         data=payload,
     )
-    session.add(row)
     if _wake is not None and not session.info.get("_outbox_wake"):
         session.info["_outbox_wake"] = True
         on_commit(session, _wake)
-    return row

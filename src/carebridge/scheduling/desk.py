@@ -45,8 +45,9 @@ from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
 from carebridge.core.batching import padded
+from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
-from carebridge.database.engine import Database, insert_added, on_commit
+from carebridge.database.engine import Database, on_commit, rows_together
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
 from carebridge.scheduling import availability, booking, credit, present
@@ -108,6 +109,7 @@ class Booked:
     principal: Principal
     appointment: Appointment
     patient: patients.OwnedPatient
+    request_id: str | None = None  # the booking request's, for its audit record
 
 
 class Shape:
@@ -118,7 +120,8 @@ class Shape:
 
     async def batch(self, session: AsyncSession, booked: list[Booked]) -> list[dict[str, Any]]:
         for b in booked:  # the owner is shown their patient's name: audited as a single booking's answer is
-            patients.audit_owner_read(session, b.principal, b.patient.facts, "booking")
+            with in_request(b.request_id):
+                patients.audit_owner_read(session, b.principal, b.patient.facts, "booking")
         names = {b.appointment.patient_id: b.patient.name for b in booked}
         answers = await present.appointments_with_names(session, [b.appointment for b in booked], names)
         return [a.model_dump(mode="json") for a in answers]
@@ -145,6 +148,7 @@ class Request:
     payload_hash: str
     shape: Shape
     answer: asyncio.Future[Answer]
+    request_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -197,7 +201,9 @@ class Desk:
         if availability.known_full(slot_id, channel):  # a sold-out pool costs no database work
             raise slot_full(slot_id, channel)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        request = Request(principal, patient_id, slot_id, channel, key, payload_hash, shape, answer)
+        request = Request(
+            principal, patient_id, slot_id, channel, key, payload_hash, shape, answer, request_id_var.get()
+        )
         if self.batch_size == 0:  # the desk turned off: each booking on its own
             outcome = await self._alone(request)
             if isinstance(outcome, BaseException):
@@ -478,31 +484,31 @@ class Desk:
 
     @staticmethod
     async def _write(session: AsyncSession, going: list[_Going], outcomes: list[Any], now: datetime) -> None:
-        by_shape: dict[int, list[tuple[_Going, Booked]]] = defaultdict(list)
-        for item in going:
-            r, owned = item.request, item.patient
-            assert owned is not None and item.pool is not None and item.schedule is not None and item.slot is not None
-            appt = booking.new_appointment(r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now)
-            session.add(appt)
-            booking.emit(session, "appointment.booked", appt, r.principal.actor)
-            by_shape[id(r.shape)].append((item, Booked(r.principal, appt, owned)))
-        for group in by_shape.values():
-            shape = group[0][0].request.shape
-            answers = await shape.batch(session, [booked for _, booked in group])
-            for (item, _), body in zip(group, answers, strict=True):
-                r = item.request
-                if r.key:
-                    idempotency.remember(
-                        session,
-                        user_id=r.principal.user_id,
-                        key=r.key,
-                        operation=shape.operation,
-                        payload_hash=r.payload_hash,
-                        status_code=201,
-                        response=body,
-                    )
-                outcomes[item.index] = (201, body)
-        await insert_added(session)  # the rows of the whole batch, a statement per table (not a flush per object)
+        async with rows_together(session):  # the batch's rows, a statement per table (not an object per row)
+            by_shape: dict[int, list[tuple[_Going, Booked]]] = defaultdict(list)
+            for item in going:
+                r, owned = item.request, item.patient
+                assert owned is not None and item.pool and item.schedule and item.slot
+                appt = booking.new_appointment(r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now)
+                session.add(appt)
+                booking.emit(session, "appointment.booked", appt, r.principal.actor)
+                by_shape[id(r.shape)].append((item, Booked(r.principal, appt, owned, r.request_id)))
+            for group in by_shape.values():
+                shape = group[0][0].request.shape
+                answers = await shape.batch(session, [booked for _, booked in group])
+                for (item, _), body in zip(group, answers, strict=True):
+                    r = item.request
+                    if r.key:
+                        idempotency.remember(
+                            session,
+                            user_id=r.principal.user_id,
+                            key=r.key,
+                            operation=shape.operation,
+                            payload_hash=r.payload_hash,
+                            status_code=201,
+                            response=body,
+                        )
+                    outcomes[item.index] = (201, body)
 
 
 _DESKS: weakref.WeakKeyDictionary[Database, Desk] = weakref.WeakKeyDictionary()
