@@ -173,14 +173,13 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
         row = {key: obj.__dict__[attr] for attr, key in _columns(type(obj)).items() if attr in obj.__dict__}
         groups.setdefault((state.mapper.local_table, tuple(row)), []).append(row)
         session.expunge(obj)
-    # On PostgreSQL a RETURNING clause makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues")
-    # rather than an executemany, which PostgreSQL runs as one execution per row.
-    returning = session.bind.dialect.name == "postgresql"
+    # An executemany: one statement text per table, prepared once per connection. (A multi-row INSERT, which
+    # SQLAlchemy sends when RETURNING is asked for, has a text per number of rows: measured, more CPU and about
+    # 3 MB more per worker in prepared statements, docs/performance.md.)
     for table in sort_tables({table for table, _ in groups}):
-        statement = table.insert().returning(*table.primary_key.columns) if returning else table.insert()
         for (of, _), group in groups.items():
             if of is table:
-                await session.execute(statement, group)
+                await session.execute(table.insert(), group)
 
 
 @functools.cache
