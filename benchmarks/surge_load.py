@@ -138,6 +138,7 @@ class Phase:
         self.name = name
         self.latencies: list[float] = []
         self.sent_at: list[float] = []  # when each request was sent (perf_counter), in the order of latencies
+        self.by_outcome: dict[str, list[float]] = {"booked": [], "full": []}  # the same latencies, by answer
         self.booked = 0
         self.rejected_full = 0
         self.errors: Counter[str] = Counter()
@@ -152,8 +153,10 @@ class Phase:
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
 
-        def pct(p: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
+        def pct(p: float, of: list[float] = lat) -> float | None:
+            return round(of[min(len(of) - 1, int(p * len(of)))], 2) if of else None
+
+        booked, full = sorted(self.by_outcome["booked"]), sorted(self.by_outcome["full"])
 
         seconds = max(self.ended - self.started, 1e-9)
         return {
@@ -170,6 +173,9 @@ class Phase:
             "p99_ms": pct(0.99),
             "max_ms": round(lat[-1], 2) if lat else None,
             "p99_ms_by_tenth": self.p99_by_tenth(),
+            # the same, by answer: bookings (201) and sold-out answers (409 slot_full)
+            "booked_p50_p99_ms": [pct(0.50, booked), pct(0.99, booked)],
+            "full_p50_p99_ms": [pct(0.50, full), pct(0.99, full)],
         }
 
     def p99_by_tenth(self) -> list[float | None]:
@@ -227,10 +233,12 @@ async def book_once(client: Any, person: dict[str, str], slot: str, phase: Phase
     phase.latencies.append((time.perf_counter() - started) * 1000)
     if status == 201:
         phase.booked += 1
+        phase.by_outcome["booked"].append(phase.latencies[-1])
         return "booked"
     code = error_code(status, payload)
     if status == 409 and code == "slot_full":
         phase.rejected_full += 1
+        phase.by_outcome["full"].append(phase.latencies[-1])
         return "full"
     phase.errors[f"{status}:{code}"] += 1
     return "error"

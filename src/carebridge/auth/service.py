@@ -13,13 +13,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import HOSPITAL_SCOPED, AccessToken, Role, User
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, cache, clock
-from carebridge.core.batching import padded
+from carebridge.core.batching import in_list, padded
 from carebridge.core.errors import Conflict, DomainError, InvalidInput, TooManyRequests, Unauthorized, not_found
 
 # token digest -> (principal, token expiry) or (None, None) for a dead token; TTL from principal_cache_seconds
@@ -193,7 +193,7 @@ _PRINCIPALS_QUERY = (
         User.active,
     )
     .join(User, User.id == AccessToken.user_id)
-    .where(AccessToken.token_hash.in_(bindparam("digests", expanding=True)))
+    .where(in_list(AccessToken.token_hash, "digests"))
 )
 
 

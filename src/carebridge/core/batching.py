@@ -12,7 +12,13 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Boolean, any_, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,3 +94,34 @@ def padded(values: list[V]) -> list[V]:
         return values
     size = 1 << (len(values) - 1).bit_length()
     return values + [values[-1]] * (size - len(values))
+
+
+class InList(ColumnElement[bool]):
+    """``column IN (the list bound to name)``, the list given when the statement runs. On PostgreSQL it is
+    ``column = ANY(:name)``, the list sent as one array: the SQL text is the same whatever the list's length,
+    with nothing to render per execution (an expanding ``IN`` is rendered anew each time, about 7 % of a
+    worker's CPU in the booking surge). Elsewhere it is an expanding ``IN``."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("name", InternalTraversal.dp_string)]
+    type = Boolean()
+    _is_implicitly_boolean = True  # a comparison: no "= 1" after it where booleans are integers (SQLite)
+
+    def __init__(self, column: Any, name: str) -> None:
+        self.column = column.__clause_element__() if hasattr(column, "__clause_element__") else column
+        self.name = name
+
+
+def in_list(column: Any, name: str) -> InList:
+    return InList(column, name)
+
+
+@compiles(InList)
+def _expanding_in(element: InList, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)  # type: ignore[no-any-return]
+
+
+@compiles(InList, "postgresql")
+def _any_array(element: InList, compiler: Any, **kw: Any) -> str:
+    array = bindparam(element.name, type_=postgresql.ARRAY(element.column.type))
+    return compiler.process(element.column == any_(array), **kw)  # type: ignore[no-any-return]

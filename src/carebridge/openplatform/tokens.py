@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import audit, cache, clock
-from carebridge.core.batching import padded
+from carebridge.core.batching import in_list, padded
 from carebridge.core.ids import new_id
 from carebridge.database.engine import insert_for
 from carebridge.openplatform.models import (
@@ -363,10 +363,10 @@ _ACCESS = (
         PartnerApp.daily_quota,
     )
     .join(PartnerApp, PartnerApp.id == OAuthToken.app_id)
-    .where(OAuthToken.access_hash.in_(bindparam("hashes", expanding=True)))
+    .where(in_list(OAuthToken.access_hash, "hashes"))
 )
 _GRANTS = select(HospitalGrant.app_id, HospitalGrant.hospital_id).where(
-    HospitalGrant.app_id.in_(bindparam("app_ids", expanding=True)), HospitalGrant.revoked_at.is_(None)
+    in_list(HospitalGrant.app_id, "app_ids"), HospitalGrant.revoked_at.is_(None)
 )
 UNKNOWN = object()  # ``cached_access``: not in this worker's cache
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock, crypto
-from carebridge.core.batching import padded
+from carebridge.core.batching import in_list, padded
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.patients.identity import InvalidIdNumber, mask_id_number, mask_name, mask_phone, parse_id_number
 from carebridge.patients.models import MedicalCard, Patient, PatientLink, Relation
@@ -153,7 +153,7 @@ _LINKED_FACTS = _FACTS.join(PatientLink, PatientLink.patient_id == Patient.id).w
 _DESCRIBE = (
     select(Patient, PatientLink.relation)
     .outerjoin(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.user_id == bindparam("user_id")))
-    .where(Patient.id.in_(bindparam("ids", expanding=True)))
+    .where(in_list(Patient.id, "ids"))
 )
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
-from carebridge.core.batching import padded
+from carebridge.core.batching import in_list, padded
 from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
 from carebridge.database.engine import Database, on_commit, rows_together
@@ -64,17 +64,17 @@ _PLACES = (
     .join(Schedule, Schedule.id == SlotPool.schedule_id)
     .join(Slot, Slot.id == SlotPool.slot_id)
     .where(
-        SlotPool.slot_id.in_(bindparam("slot_ids", expanding=True)),
-        SlotPool.channel.in_(bindparam("channels", expanding=True)),
+        in_list(SlotPool.slot_id, "slot_ids"),
+        in_list(SlotPool.channel, "channels"),
     )
 )
 _SLOTS = select(Slot.id, Slot.hospital_id, select(SlotPool.id).where(SlotPool.slot_id == Slot.id).exists()).where(
-    Slot.id.in_(bindparam("slot_ids", expanding=True))
+    in_list(Slot.id, "slot_ids")
 )
 _POOLS = SlotPool.__table__.c
 _LOCK = (
     select(_POOLS.id, _POOLS.capacity, _POOLS.booked, _POOLS.held)
-    .where(_POOLS.id.in_(bindparam("pool_ids", expanding=True)))
+    .where(in_list(_POOLS.id, "pool_ids"))
     .order_by(_POOLS.id)
     .with_for_update()
 )
@@ -87,7 +87,7 @@ _GROUPS = (Appointment.hospital_id, Appointment.department_id, Appointment.pract
 _ACTIVE = (
     select(Appointment.patient_id, *_GROUPS, Appointment.schedule_id, func.count())
     .where(
-        Appointment.patient_id.in_(bindparam("patient_ids", expanding=True)),
+        in_list(Appointment.patient_id, "patient_ids"),
         Appointment.status.in_(ACTIVE_STATUSES),
     )
     .group_by(Appointment.patient_id, *_GROUPS, Appointment.schedule_id)
