@@ -4,12 +4,14 @@ test server (direct routes on, the default) and to an app of the same database w
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
 import httpx
 
 from carebridge.app import create_app
+from carebridge.core.direct import DirectRoutesMiddleware
 from tests.factories import auth, make_hospital, make_patient, make_schedule, ok
 
 JSON = {"content-type": "application/json"}
@@ -69,6 +71,10 @@ def test_direct_booking_route_answers_as_fastapi_does(server, client: httpx.Clie
             await app.state.db.dispose()
 
     routed = asyncio.run(through_fastapi())
+    # the test server did serve it directly: the middleware is in its app, with the route in its table
+    on = create_app(server.settings.model_copy(update={"background_tasks": False}))
+    (direct_layer,) = [m for m in on.user_middleware if m.cls is DirectRoutesMiddleware]
+    assert server.settings.direct_routes and ("POST", "/api/v1/appointments") in direct_layer.kwargs["table"]
     for (what, _), got, expected in zip(cases, direct, routed, strict=True):
         assert got == expected, what
         assert 400 <= got[0] < 500, what  # every one refused, none booked
@@ -78,3 +84,41 @@ def test_direct_booking_route_answers_as_fastapi_does(server, client: httpx.Clie
         "/api/v1/appointments", json={"patient_id": patient_id, "slot_id": slot_id}, headers=auth(token)
     )
     assert booked.status_code == 201 and booked.json()["slot_id"] == slot_id
+
+
+def test_a_client_gone_mid_body_is_answered_as_fastapi_does(server) -> None:  # type: ignore[no-untyped-def]
+    """The body never arrives (the client went away): 400 ``bad_request`` both ways, nothing logged as a crash."""
+
+    async def answer(direct_routes: bool) -> tuple[int, Any]:
+        app = create_app(server.settings.model_copy(update={"direct_routes": direct_routes, "background_tasks": False}))
+        sent: list[dict[str, Any]] = []
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/v1/appointments",
+            "raw_path": b"/api/v1/appointments",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        try:
+            await app(scope, receive, send)
+        finally:
+            await app.state.db.dispose()
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], json.loads(body)
+
+    direct, routed = asyncio.run(answer(True)), asyncio.run(answer(False))
+    assert direct == routed and direct[0] == 400 and direct[1]["error"]["code"] == "bad_request"

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import orjson
 import pydantic
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,7 +61,12 @@ def _is_json(content_type: str | None) -> bool:
 
 async def body(request: Request, model: type[Model]) -> Model:
     """The request's JSON body as ``model``, or FastAPI's ``RequestValidationError`` with its locations."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except HTTPException:
+        raise  # the body-size limit's 413
+    except Exception as exc:  # a client gone mid-body, as FastAPI answers it
+        raise HTTPException(400, "There was an error parsing the body") from exc
     if not raw:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
     data: Any = raw
