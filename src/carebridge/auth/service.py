@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import HOSPITAL_SCOPED, AccessToken, Role, User
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, cache, clock
-from carebridge.core.batching import in_list, padded
+from carebridge.core.batching import in_list
 from carebridge.core.errors import Conflict, DomainError, InvalidInput, TooManyRequests, Unauthorized, not_found
 
 # token digest -> (principal, token expiry) or (None, None) for a dead token; TTL from principal_cache_seconds
@@ -202,7 +202,7 @@ async def principals_for_digests(
 ) -> dict[str, tuple[Principal | None, datetime | None]]:
     """The callers behind many bearer tokens (by their ``token_digest``) in one statement, each with until when
     that answer holds: (None, None) for a dead token; an unknown digest is missing from the answer."""
-    rows = (await session.execute(_PRINCIPALS_QUERY, {"digests": padded(digests)})).all()
+    rows = (await session.execute(_PRINCIPALS_QUERY, {"digests": digests})).all()
     return {row[0]: _principal_of(row[1:]) for row in rows}
 
 

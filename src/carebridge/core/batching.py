@@ -87,7 +87,8 @@ class Lookups(Generic[K, V]):
 
 
 def padded(values: list[V]) -> list[V]:
-    """``values`` lengthened to the next power of two by repeating its last one, for an expanding ``IN``: the
+    """``values`` lengthened to the next power of two by repeating its last one, for an expanding ``IN`` (of
+    tuples; a single column's list is an ``in_list``, one SQL text on PostgreSQL whatever its length): the
     answer is the same, and a statement sees a handful of list lengths instead of one per batch size, so
     PostgreSQL's per-connection prepared statements (one per distinct SQL text) are reused, not re-prepared."""
     if len(values) < 2:

@@ -3,9 +3,9 @@
 At 7 a.m. nearly every request is ``POST /api/v1/appointments``. FastAPI (0.165) spends most of such a request's
 CPU before the endpoint runs: it walks the included routers (with scope bookkeeping at every step), solves the
 endpoint's parameters, and passes the answer back through its own middleware; the endpoint itself, a sold-out
-answer from memory, is about a fifth of it (docs/performance.md, "Direct routes"). A direct route is matched
-by its exact method and path in one dictionary look-up, and its handler parses the body itself, with the same
-pydantic model, and calls the same endpoint function that FastAPI's route calls.
+answer from memory, is about a fifth of it (docs/performance.md, the booking surge of 2026-12-07). A direct
+route is matched by its exact method and path in one dictionary look-up, and its handler parses the body
+itself, with the same pydantic model, and calls the same endpoint function that FastAPI's route calls.
 
 So both ways answer alike: the route stays in FastAPI (the OpenAPI document, and the fallback when direct
 routes are turned off with ``CAREBRIDGE_DIRECT_ROUTES=false``); the parsing here raises FastAPI's own

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import audit, cache, clock
-from carebridge.core.batching import in_list, padded
+from carebridge.core.batching import in_list
 from carebridge.core.ids import new_id
 from carebridge.database.engine import insert_for
 from carebridge.openplatform.models import (
@@ -386,13 +386,13 @@ async def accesses_for(session: AsyncSession, hashes: list[str]) -> dict[str, Pa
     now = clock.now()
     rows = [
         row
-        for row in (await session.execute(_ACCESS, {"hashes": padded(hashes)})).all()
+        for row in (await session.execute(_ACCESS, {"hashes": hashes})).all()
         if row.revoked_at is None and row.access_expires_at > now and row.status == AppStatus.approved
     ]
     if not rows:
         return {}
     granted: dict[uuid.UUID, set[uuid.UUID]] = {row.app_id: set() for row in rows}
-    for app_id, hospital_id in (await session.execute(_GRANTS, {"app_ids": padded(list(granted))})).all():
+    for app_id, hospital_id in (await session.execute(_GRANTS, {"app_ids": list(granted)})).all():
         granted[app_id].add(hospital_id)
     found = {}
     for row in rows:

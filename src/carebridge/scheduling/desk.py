@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
-from carebridge.core.batching import in_list, padded
+from carebridge.core.batching import in_list
 from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
 from carebridge.database.engine import Database, on_commit, rows_together
@@ -391,7 +391,7 @@ class Desk:
     ) -> tuple[dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]], dict[uuid.UUID, uuid.UUID]]:
         """The asked-for pools of the slots, by slot and channel (a slot with pools on other channels only maps to
         an empty dict; one without pools, or unknown, is missing), and each known slot's hospital."""
-        asked = {"slot_ids": padded(list(slot_ids)), "channels": padded(list(channels))}
+        asked = {"slot_ids": list(slot_ids), "channels": list(channels)}
         rows = (await session.execute(_PLACES, asked)).all()
         places: dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]] = {}
         hospitals: dict[uuid.UUID, uuid.UUID] = {}
@@ -399,7 +399,7 @@ class Desk:
             places.setdefault(pool.slot_id, {})[pool.channel] = (pool, schedule, slot)
             hospitals[slot.id] = slot.hospital_id
         if missing := [i for i in slot_ids if i not in places]:
-            for slot_id, hospital_id, has_pools in (await session.execute(_SLOTS, {"slot_ids": padded(missing)})).all():
+            for slot_id, hospital_id, has_pools in (await session.execute(_SLOTS, {"slot_ids": missing})).all():
                 hospitals[slot_id] = hospital_id
                 if has_pools:
                     places[slot_id] = {}
@@ -420,7 +420,7 @@ class Desk:
         """The patients' rows bumped in order, then their blocks and active bookings, each in one statement."""
         patient_ids = sorted({item.request.patient_id for item in going})
         await booking.serialise_patients(session, patient_ids)
-        active = (await session.execute(_ACTIVE, {"patient_ids": padded(patient_ids)})).all()
+        active = (await session.execute(_ACTIVE, {"patient_ids": patient_ids})).all()
         by_patient: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in active:
             by_patient[row[0]].append(row)
@@ -462,7 +462,7 @@ class Desk:
         wanted: dict[uuid.UUID, list[_Going]] = defaultdict(list)
         for item in going:
             wanted[item.pool.id].append(item)  # type: ignore[union-attr]
-        locked = {row[0]: row[1:] for row in (await session.execute(_LOCK, {"pool_ids": padded(sorted(wanted))})).all()}
+        locked = {row[0]: row[1:] for row in (await session.execute(_LOCK, {"pool_ids": sorted(wanted)})).all()}
         takes, granted = [], []
         for pool_id, items in sorted(wanted.items()):
             capacity, booked, held = locked.get(pool_id, (0, 0, 0))
