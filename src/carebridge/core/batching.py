@@ -86,17 +86,6 @@ class Lookups(Generic[K, V]):
         return await batcher.get(key)
 
 
-def padded(values: list[V]) -> list[V]:
-    """``values`` lengthened to the next power of two by repeating its last one, for an expanding ``IN`` (of
-    tuples; a single column's list is an ``in_list``, one SQL text on PostgreSQL whatever its length): the
-    answer is the same, and a statement sees a handful of list lengths instead of one per batch size, so
-    PostgreSQL's per-connection prepared statements (one per distinct SQL text) are reused, not re-prepared."""
-    if len(values) < 2:
-        return values
-    size = 1 << (len(values) - 1).bit_length()
-    return values + [values[-1]] * (size - len(values))
-
-
 class InList(ColumnElement[bool]):
     """``column IN (the list bound to name)``, the list given when the statement runs. On PostgreSQL it is
     ``column = ANY(:name)``, the list sent as one array: the SQL text is the same whatever the list's length,

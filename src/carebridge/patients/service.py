@@ -11,13 +11,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, delete, func, select, tuple_
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock, crypto
-from carebridge.core.batching import in_list, padded
+from carebridge.core.batching import in_list
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.patients.identity import InvalidIdNumber, mask_id_number, mask_name, mask_phone, parse_id_number
 from carebridge.patients.models import MedicalCard, Patient, PatientLink, Relation
@@ -178,7 +178,7 @@ class OwnedPatient:
 _OWNED = (
     select(PatientLink.user_id, Patient.id, Patient.region, Patient.birth_date, Patient.sex, Patient.name)
     .join(PatientLink, PatientLink.patient_id == Patient.id)
-    .where(tuple_(PatientLink.user_id, PatientLink.patient_id).in_(bindparam("pairs", expanding=True)))
+    .where(in_list(PatientLink.patient_id, "patient_ids"), in_list(PatientLink.user_id, "user_ids"))
 )
 
 
@@ -190,10 +190,13 @@ async def owned_patients(
     names are not audited here: a caller that shows one to its owner calls ``audit_owner_read``."""
     if not pairs:
         return {}
-    rows = (await session.execute(_OWNED, {"pairs": padded(list(dict.fromkeys(pairs)))})).all()
+    asked = set(pairs)
+    params = {"patient_ids": list({p for _, p in asked}), "user_ids": list({u for u, _ in asked})}
+    rows = (await session.execute(_OWNED, params)).all()  # the lists' cross product, narrowed to the pairs asked
     return {
         (user_id, pid): OwnedPatient(PatientFacts(id=pid, region=region, birth_date=born, sex=str(sex)), name)
         for user_id, pid, region, born, sex, name in rows
+        if (user_id, pid) in asked
     }
 
 

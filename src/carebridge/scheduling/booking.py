@@ -335,14 +335,16 @@ async def book(
         raise Conflict(
             "slot_full", "no places left in this slot", details={"slot_id": str(slot_id), "channel": channel}
         )
-    appt = new_appointment(principal, facts, pool, schedule, slot, now=now, rescheduled_from=rescheduled_from)
+    appt = Appointment(
+        **appointment_values(principal, facts, pool, schedule, slot, now=now, rescheduled_from=rescheduled_from)
+    )
     session.add(appt)  # flushed with the outbox, audit and idempotency rows at commit
     if rescheduled_from is None:
         emit(session, "appointment.booked", appt, principal.actor)
     return appt
 
 
-def new_appointment(
+def appointment_values(
     principal: Principal,
     patient: patients.PatientFacts,
     pool: SlotPool,
@@ -351,9 +353,9 @@ def new_appointment(
     *,
     now: datetime,
     rescheduled_from: Appointment | None = None,
-) -> Appointment:
-    """The appointment row for a place just taken in ``pool``."""
-    return Appointment(
+) -> dict[str, Any]:
+    """The appointment row's values for a place just taken in ``pool``."""
+    return dict(
         id=new_id(),
         created_at=now,
         hospital_id=schedule.hospital_id,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import Date, ScalarSelect, Uuid, bindparam, func, select, tuple_, update
+from sqlalchemy import Date, ScalarSelect, Uuid, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import audit, clock
-from carebridge.core.batching import padded
+from carebridge.core.batching import in_list
 from carebridge.core.errors import Conflict, Forbidden, not_found
 from carebridge.directory import service as directory
 from carebridge.events.outbox import append_event
@@ -59,7 +59,8 @@ def blocked_until() -> ScalarSelect[date]:
 _BLOCKED_PAIRS = (
     select(BookingBlock.hospital_id, BookingBlock.patient_id)
     .where(
-        tuple_(BookingBlock.hospital_id, BookingBlock.patient_id).in_(bindparam("pairs", expanding=True)),
+        in_list(BookingBlock.patient_id, "patient_ids"),
+        in_list(BookingBlock.hospital_id, "hospital_ids"),
         BookingBlock.lifted_at.is_(None),
         BookingBlock.ends_on >= bindparam("since", type_=Date()),
     )
@@ -74,8 +75,13 @@ async def maybe_blocked(
     ``since``: the only ones for which ``ensure_not_blocked`` can refuse (it gives the exact answer)."""
     if not pairs:
         return set()
-    rows = (await session.execute(_BLOCKED_PAIRS, {"pairs": padded(list(dict.fromkeys(pairs))), "since": since})).all()
-    return {(h, p) for h, p in rows}
+    asked = set(pairs)
+    params = {
+        "patient_ids": list({p for _, p in asked}),
+        "hospital_ids": list({h for h, _ in asked}),
+        "since": since,
+    }  # the lists' cross product, narrowed to the pairs asked: no tuple IN to render per batch
+    return {(h, p) for h, p in (await session.execute(_BLOCKED_PAIRS, params)).all() if (h, p) in asked}
 
 
 async def ensure_not_blocked(

@@ -47,7 +47,7 @@ from carebridge.core import clock, idempotency
 from carebridge.core.batching import in_list
 from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
-from carebridge.database.engine import Database, on_commit, rows_together
+from carebridge.database.engine import Database, add_row, on_commit, row_view, rows_together
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
 from carebridge.scheduling import availability, booking, credit, present
@@ -489,8 +489,11 @@ class Desk:
             for item in going:
                 r, owned = item.request, item.patient
                 assert owned is not None and item.pool and item.schedule and item.slot
-                appt = booking.new_appointment(r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now)
-                session.add(appt)
+                values = booking.appointment_values(
+                    r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now
+                )
+                add_row(session, Appointment, **values)
+                appt = row_view(Appointment, values)
                 booking.emit(session, "appointment.booked", appt, r.principal.actor)
                 by_shape[id(r.shape)].append((item, Booked(r.principal, appt, owned, r.request_id)))
             for group in by_shape.values():
