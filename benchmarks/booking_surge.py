@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "`carebridge worker` process beside the API workers (the distributed layout, default), or the API workers",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database (prints where) for inspection")
+    parser.add_argument(
+        "--latency-log",
+        metavar="FILE",
+        help="write every surge request as JSON [client, sent (monotonic s), latency ms, status] to FILE: "
+        "where in the surge the slow answers were",
+    )
     args = parser.parse_args(argv)
     if args.workers is None:
         args.workers = 2 if args.db == "postgres" else 1
@@ -517,6 +523,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "warmup": [vars(p) for p in fixture.warmup],
             "people": [vars(p) for p in fixture.people],
             "warmup_people": [vars(p) for p in fixture.warmup_people],
+            "latency_log": os.path.abspath(args.latency_log) if args.latency_log else None,
         }
         spec_path, out_path = bench_db.tmp / "spec.json", bench_db.tmp / "load.json"
         spec_path.write_text(json.dumps(spec))

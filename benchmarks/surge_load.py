@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,6 +146,7 @@ class Phase:
         self.started = 0.0
         self.ended = 0.0
         self.cpu = 0.0  # the load process's own CPU seconds in this phase
+        self.requests: list[tuple[int, float, float, int]] = []  # (client, sent, latency ms, status) for --latency-log
 
     @property
     def attempts(self) -> int:
@@ -231,6 +233,7 @@ async def book_once(client: Any, person: dict[str, str], slot: str, phase: Phase
         return "error"
     phase.sent_at.append(started)
     phase.latencies.append((time.perf_counter() - started) * 1000)
+    phase.requests.append((id(client), started, phase.latencies[-1], status))
     if status == 201:
         phase.booked += 1
         phase.by_outcome["booked"].append(phase.latencies[-1])
@@ -318,6 +321,8 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         surge = Phase("surge")
         await book_until_sold_out(clients, spec["release"], spec["people"], surge, rng)
         results["surge"] = surge.summary()
+        if spec.get("latency_log"):
+            Path(spec["latency_log"]).write_text(json.dumps(surge.requests))  # noqa: ASYNC240 - after the phase
         log(f"surge: {results['surge']}")
         rejections = Phase("rejections")
         await reject_sold_out(clients, spec["release"], spec["people"], spec["rejections"], rejections, rng)

@@ -14,7 +14,7 @@ booking gets its own answer:
 - At most one booking per account and per patient in a batch (a second waits for the next batch). The
   patients' booking-state rows are bumped in patient order before their active bookings are counted, so the
   per-patient limits count a stable set, as for a single booking.
-- The batch's pools are locked in id order (PostgreSQL ``FOR UPDATE``; on SQLite the write transaction is
+- The batch's pools are locked in id order (PostgreSQL ``FOR NO KEY UPDATE``; on SQLite the write transaction is
   exclusive) and the places granted from what they hold, in arrival order. Locking patients then pools, each in
   order, keeps two workers' batches from deadlocking. The conditional UPDATE and the ``within_capacity`` CHECK
   stay the backstop.
@@ -76,8 +76,8 @@ _LOCK = (
     select(_POOLS.id, _POOLS.capacity, _POOLS.booked, _POOLS.held)
     .where(in_list(_POOLS.id, "pool_ids"))
     .order_by(_POOLS.id)
-    .with_for_update()
-)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE, the lock the UPDATE that follows takes: other
+)  # transactions' new appointments hold key-share locks on their pools (the foreign key), which it does not wait for
 _TAKE = (
     update(SlotPool.__table__)
     .where(_POOLS.id == bindparam("pool_id"), _POOLS.booked + _POOLS.held + bindparam("n") <= _POOLS.capacity)
