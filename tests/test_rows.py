@@ -1,0 +1,67 @@
+"""Rows written together (``database.engine.rows_together``, the booking desk's writes): on PostgreSQL one
+``INSERT ... SELECT FROM unnest(...)`` per table, elsewhere an executemany. Either way each row keeps its own
+values, gets its own Python-side defaults (ids, times, counters) and its JSON as written."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import select
+
+from carebridge.core import clock
+from carebridge.core.audit import AuditRecord
+from carebridge.database.engine import Database, add_row, row_view, rows_together
+from carebridge.events.models import OutboxEvent
+from carebridge.scheduling.models import Appointment
+
+
+def test_rows_written_together_keep_their_own_values_and_defaults(server) -> None:  # type: ignore[no-untyped-def]
+    subject = f"rows-{uuid.uuid4().hex[:8]}"
+    datas = [{"n": i, "名字": "张小明", "nested": {"list": [1, None, "x"], "ok": i % 2 == 0}} for i in range(5)]
+
+    async def write_and_read() -> tuple[list[OutboxEvent], list[AuditRecord]]:
+        db = Database(server.settings)
+        try:
+            async with db.transaction() as session:
+                async with rows_together(session):
+                    for i, data in enumerate(datas):  # no id, no attempts: the columns' defaults, row by row
+                        add_row(
+                            session,
+                            OutboxEvent,
+                            type="appointment.booked",
+                            catalog_version="1",
+                            occurred_at=clock.now(),
+                            subject_type="test",
+                            subject_id=f"{subject}-{i}",
+                            data=data,
+                        )
+                    add_row(  # a table with a single row: written on its own
+                        session, AuditRecord, action="rows.test", subject_type="test", subject_id=subject, detail={}
+                    )
+            async with db.read() as session:
+                events = (
+                    await session.scalars(
+                        select(OutboxEvent)
+                        .where(OutboxEvent.subject_id.startswith(subject))
+                        .order_by(OutboxEvent.subject_id)
+                    )
+                ).all()
+                audits = (await session.scalars(select(AuditRecord).where(AuditRecord.subject_id == subject))).all()
+                return list(events), list(audits)
+        finally:
+            await db.dispose()
+
+    events, audits = asyncio.run(write_and_read())
+    assert [e.subject_id for e in events] == [f"{subject}-{i}" for i in range(5)]
+    assert [e.data for e in events] == datas  # JSON as written, not a string of it
+    assert len({e.id for e in events}) == 5  # each row its own id (a default made per row)
+    assert all(e.attempts == 0 and e.published_at is None for e in events)
+    assert len(audits) == 1 and audits[0].action == "rows.test" and audits[0].id is not None
+
+
+def test_a_row_view_reads_as_the_row() -> None:
+    values = {"id": uuid.uuid4(), "status": "booked", "fee_fen": 500}
+    view = row_view(Appointment, values)
+    assert (view.id, view.status, view.fee_fen) == (values["id"], "booked", 500)
+    assert view.called_at is None and view.queue_number is None  # not given: None, as before a flush
