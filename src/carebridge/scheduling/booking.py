@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, select, update
+from sqlalchemy import Select, bindparam, case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,6 +92,17 @@ _SERIALISE = {
     .on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
     for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+_ASKED = (
+    func.unnest(bindparam("patient_ids", type_=postgresql.ARRAY(PatientBookingState.__table__.c.patient_id.type)))
+    .table_valued("patient_id")
+    .render_derived()
+)
+# PostgreSQL: every patient of a batch in one statement execution, in id order
+_SERIALISE_MANY = (
+    postgresql.insert(PatientBookingState.__table__)
+    .from_select(["patient_id", "version"], select(_ASKED.c.patient_id, literal(1)).order_by(_ASKED.c.patient_id))
+    .on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
+)
 
 
 async def load_place(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> tuple[SlotPool, Schedule, Slot]:
@@ -142,8 +153,11 @@ async def serialise_patient(session: AsyncSession, patient_id: uuid.UUID) -> Non
 async def serialise_patients(session: AsyncSession, patient_ids: list[uuid.UUID]) -> None:
     """``serialise_patient`` for many patients in one round trip, in id order (two transactions bumping some of
     the same rows lock them in the same order, so neither waits for the other in a cycle)."""
-    rows = [{"patient_id": p} for p in sorted(set(patient_ids))]
-    await session.execute(_SERIALISE[session.bind.dialect.name], rows)
+    ordered = sorted(set(patient_ids))
+    if session.bind.dialect.name == "postgresql" and len(ordered) > 1:
+        await session.execute(_SERIALISE_MANY, {"patient_ids": ordered})
+    else:
+        await session.execute(_SERIALISE[session.bind.dialect.name], [{"patient_id": p} for p in ordered])
 
 
 def _limits_query() -> Select[Any]:

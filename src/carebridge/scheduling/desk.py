@@ -39,6 +39,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
@@ -82,6 +83,19 @@ _TAKE = (
     update(SlotPool.__table__)
     .where(_POOLS.id == bindparam("pool_id"), _POOLS.booked + _POOLS.held + bindparam("n") <= _POOLS.capacity)
     .values(booked=_POOLS.booked + bindparam("n"))
+)
+_TAKEN = (
+    func.unnest(
+        bindparam("pool_ids", type_=postgresql.ARRAY(_POOLS.id.type)),
+        bindparam("ns", type_=postgresql.ARRAY(_POOLS.booked.type)),
+    )
+    .table_valued("pool_id", "n")
+    .render_derived()
+)
+_TAKE_MANY = (  # PostgreSQL: every pool of a batch in one statement execution (they are locked already)
+    update(SlotPool.__table__)
+    .where(_POOLS.id == _TAKEN.c.pool_id, _POOLS.booked + _POOLS.held + _TAKEN.c.n <= _POOLS.capacity)
+    .values(booked=_POOLS.booked + _TAKEN.c.n)
 )
 _GROUPS = (Appointment.hospital_id, Appointment.department_id, Appointment.practitioner_id, Appointment.service_date)
 _ACTIVE = (
@@ -478,7 +492,10 @@ class Desk:
             if free:
                 takes.append({"pool_id": pool_id, "n": min(free, len(items))})
                 granted.extend(items[:free])
-        if takes:
+        if len(takes) > 1 and session.bind.dialect.name == "postgresql":
+            pool_ids, ns = [t["pool_id"] for t in takes], [t["n"] for t in takes]
+            await session.execute(_TAKE_MANY, {"pool_ids": pool_ids, "ns": ns})
+        elif takes:
             await session.execute(_TAKE, takes)
         return sorted(granted, key=lambda item: item.index)
 
