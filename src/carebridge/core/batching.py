@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Boolean, any_, bindparam
+from sqlalchemy import Boolean, any_, bindparam, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -104,6 +104,14 @@ class InList(ColumnElement[bool]):
 
 def in_list(column: Any, name: str) -> InList:
     return InList(column, name)
+
+
+def array_rows(**columns: Any) -> Any:
+    """``unnest(:a, :b, ...) AS anon(a, b, ...)``, PostgreSQL only: one array per keyword, bound under that name
+    when the statement runs (an array of the given column's type), read as rows named the same. Many rows' values
+    go in one statement execution (an executemany runs one per row), with one SQL text whatever their number."""
+    arrays = [bindparam(name, type_=postgresql.ARRAY(column.type)) for name, column in columns.items()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived()
 
 
 @compiles(InList)

@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, event, func, inspect, select
+from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import sort_tables
 
 from carebridge.config import Settings
+from carebridge.core.batching import array_rows
 
 AFTER_COMMIT = "after_commit"
 
@@ -204,11 +205,10 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
                 # whole group (an executemany runs one per row), and the text is the same whatever the number
                 # of rows. (A multi-row VALUES list has a text per number of rows: measured, about 3 MB more
                 # per worker in prepared statements, docs/performance.md.)
-                filled = _with_defaults(table, columns)
-                arrays = {f"c{i}": [row[c] for row in group] for i, c in enumerate(columns)}
-                for i, (_, default) in enumerate(filled, start=len(columns)):
-                    arrays[f"c{i}"] = [default() for _ in group]
-                await session.execute(_unnest_insert(table, (*columns, *(c for c, _ in filled))), arrays)
+                arrays = {c: [row[c] for row in group] for c in columns}
+                for c, default in _with_defaults(table, columns):
+                    arrays[c] = [default() for _ in group]
+                await session.execute(_unnest_insert(table, tuple(arrays)), arrays)
             else:
                 await session.execute(table.insert(), group)
 
@@ -221,10 +221,10 @@ def _with_defaults(table: Table, columns: tuple[str, ...]) -> list[tuple[str, Ca
         default = column.default
         if column.key in columns or default is None:
             continue
-        if default.is_callable:
+        if default.is_callable:  # a plain function, which Core wraps to take (and ignore) a context
             out.append((column.key, functools.partial(default.arg, None)))  # type: ignore[attr-defined]
         elif default.is_scalar:
-            out.append((column.key, functools.partial(lambda v: v, default.arg)))  # type: ignore[attr-defined]
+            out.append((column.key, lambda value=default.arg: value))  # type: ignore[attr-defined,misc]
         else:  # a SQL expression or a sequence: not made in Python
             raise ValueError(f"{table.name}.{column.key}: a default the rows cannot be given in Python")
     return out
@@ -232,9 +232,8 @@ def _with_defaults(table: Table, columns: tuple[str, ...]) -> list[tuple[str, Ca
 
 @functools.cache
 def _unnest_insert(table: Table, columns: tuple[str, ...]) -> Any:
-    arrays = [bindparam(f"c{i}", type_=postgresql.ARRAY(table.c[name].type)) for i, name in enumerate(columns)]
-    rows = select(func.unnest(*arrays).table_valued(*columns).render_derived())
-    return table.insert().from_select(list(columns), rows, include_defaults=False)
+    rows = array_rows(**{name: table.c[name] for name in columns})
+    return table.insert().from_select(list(columns), select(rows), include_defaults=False)
 
 
 @functools.cache

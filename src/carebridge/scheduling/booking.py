@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock
+from carebridge.core.batching import array_rows
 from carebridge.core.errors import Conflict, Forbidden, InvalidInput, not_found
 from carebridge.core.ids import new_id
 from carebridge.directory import service as directory
@@ -92,15 +93,11 @@ _SERIALISE = {
     .on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
     for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_ASKED = (
-    func.unnest(bindparam("patient_ids", type_=postgresql.ARRAY(PatientBookingState.__table__.c.patient_id.type)))
-    .table_valued("patient_id")
-    .render_derived()
-)
+_ASKED = array_rows(patient_ids=PatientBookingState.__table__.c.patient_id)
 # PostgreSQL: every patient of a batch in one statement execution, in id order
 _SERIALISE_MANY = (
     postgresql.insert(PatientBookingState.__table__)
-    .from_select(["patient_id", "version"], select(_ASKED.c.patient_id, literal(1)).order_by(_ASKED.c.patient_id))
+    .from_select(["patient_id", "version"], select(_ASKED.c.patient_ids, literal(1)).order_by(_ASKED.c.patient_ids))
     .on_conflict_do_update(index_elements=["patient_id"], set_={"version": PatientBookingState.version + 1})
 )
 

@@ -39,13 +39,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
-from carebridge.core.batching import in_list
+from carebridge.core.batching import array_rows, in_list
 from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
 from carebridge.database.engine import Database, add_row, on_commit, row_view, rows_together
@@ -84,18 +83,11 @@ _TAKE = (
     .where(_POOLS.id == bindparam("pool_id"), _POOLS.booked + _POOLS.held + bindparam("n") <= _POOLS.capacity)
     .values(booked=_POOLS.booked + bindparam("n"))
 )
-_TAKEN = (
-    func.unnest(
-        bindparam("pool_ids", type_=postgresql.ARRAY(_POOLS.id.type)),
-        bindparam("ns", type_=postgresql.ARRAY(_POOLS.booked.type)),
-    )
-    .table_valued("pool_id", "n")
-    .render_derived()
-)
+_TAKEN = array_rows(pool_ids=_POOLS.id, ns=_POOLS.booked)
 _TAKE_MANY = (  # PostgreSQL: every pool of a batch in one statement execution (they are locked already)
     update(SlotPool.__table__)
-    .where(_POOLS.id == _TAKEN.c.pool_id, _POOLS.booked + _POOLS.held + _TAKEN.c.n <= _POOLS.capacity)
-    .values(booked=_POOLS.booked + _TAKEN.c.n)
+    .where(_POOLS.id == _TAKEN.c.pool_ids, _POOLS.booked + _POOLS.held + _TAKEN.c.ns <= _POOLS.capacity)
+    .values(booked=_POOLS.booked + _TAKEN.c.ns)
 )
 _GROUPS = (Appointment.hospital_id, Appointment.department_id, Appointment.practitioner_id, Appointment.service_date)
 _ACTIVE = (
