@@ -40,6 +40,17 @@ def _audited_requests(server, patient_id: str) -> list[str]:  # type: ignore[no-
     return asyncio.run(run())
 
 
+def _count(server, sql: str, **params: Any) -> int:  # type: ignore[no-untyped-def]
+    async def run() -> int:
+        db = Database(server.settings)
+        async with db.read() as session:
+            found = int((await session.execute(text(sql), params)).scalar_one())
+        await db.dispose()
+        return found
+
+    return asyncio.run(run())
+
+
 def test_200_concurrent_bookings_for_5_places(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
     world = make_hospital(client, admin_token)
     schedule = make_schedule(client, world, pools={"platform": 5}, end="08:30")
@@ -302,6 +313,7 @@ def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.
         201,
     )["id"]
     stranger_token, _, _ = make_patient(client)
+    race = uuid.uuid4().hex
 
     async def together() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
@@ -311,7 +323,7 @@ def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.
                 return ac.post(
                     "/api/v1/appointments",
                     headers=auth(token)
-                    | {"Idempotency-Key": str(uuid.uuid4())}
+                    | {"Idempotency-Key": f"{race}-{request_id}" if request_id else str(uuid.uuid4())}
                     | ({"X-Request-ID": request_id} if request_id else {}),
                     json={"patient_id": patient_id, "slot_id": slot_id},
                 )
@@ -335,6 +347,12 @@ def test_bookings_arriving_together_get_their_own_answers(server, client: httpx.
             assert r.json()["patient_id"] == patient_id and r.json()["patient_name"].startswith("抢号")
             # decided in a batch with others, the audit record still names this request
             assert _audited_requests(server, patient_id) == [f"race-{i}-{patient_id[:8]}"]
+        else:  # an answer drafted for a booking that did not get its place leaves nothing behind
+            assert _audited_requests(server, patient_id) == []
+    # one event and one stored answer per place taken, none for the refused
+    booked_events = "SELECT count(*) FROM outbox WHERE type = 'appointment.booked' AND CAST(data AS TEXT) LIKE :slot"
+    assert _count(server, booked_events, slot=f"%{scarce_slot}%") == 3
+    assert _count(server, "SELECT count(*) FROM idempotency_records WHERE key LIKE :race", race=f"{race}-%") == 3
     assert held.status_code == 409 and held.json()["error"]["code"] == "already_booked"
     assert ok(for_parent, 201)["patient_name"] == "王大伟" and ok(for_child, 201)["patient_name"] == "王小宝"
     assert strangers.status_code == 404 and strangers.json()["error"]["details"]["id"] == parent

@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     sold_out_cache_seconds: float = Field(default=30.0, ge=0)
     # Patients' bookings waiting together are decided in one transaction, up to this many (scheduling.desk);
     # 0 decides each booking on its own.
-    booking_batch_size: int = Field(default=64, ge=0, le=1000)
+    booking_batch_size: int = Field(default=128, ge=0, le=1000)
     # The hottest endpoints (POST /api/v1/appointments) are matched before FastAPI's router walk and parse their
     # own body (core.direct); false sends them through FastAPI like every other route. Same answers either way.
     direct_routes: bool = True

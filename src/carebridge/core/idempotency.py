@@ -114,6 +114,10 @@ class KnownKeys:
     def might_exist(self, user_id: uuid.UUID, key: str) -> bool:
         return not self._ready or f"{user_id}:{key}" in self._bloom  # type: ignore[operator]
 
+    def stored(self, user_id: uuid.UUID, key: str) -> None:
+        """This account's key is stored (or about to be, in a transaction on its way to commit)."""
+        self.add(f"{user_id}:{key}")
+
     def add(self, item: str) -> None:
         if self._bloom is None:
             return
@@ -222,8 +226,12 @@ def remember(
     payload_hash: str,
     status_code: int,
     response: dict[str, Any],
+    known: bool = True,
 ) -> None:
-    KNOWN.add(f"{user_id}:{key}")
+    """Store the answer to this key in the session's transaction. ``known=False``: the caller adds the key to
+    ``KNOWN`` itself, once the row is sure to be written (the booking desk drafts rows it may drop)."""
+    if known:
+        KNOWN.stored(user_id, key)
     # The answer is what its owner saw (names unmasked): sealed with the personal-data key, as those fields are.
     sealed = {SEALED: crypto.cipher().encrypt(orjson.dumps(response).decode())}
     add_row(

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, event, inspect, select
+from sqlalchemy import Table, event, inspect, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -161,6 +161,29 @@ def add_row(session: AsyncSession, model: Any, **values: Any) -> None:
         rows.append((model, values))
 
 
+@contextlib.contextmanager
+def drafted_rows(session: AsyncSession) -> Iterator[list[tuple[Any, dict[str, Any]]]]:
+    """The rows ``add_row`` makes in the block are kept aside in the list it yields, not added to the session:
+    ``add_rows`` adds them later in the transaction, or they are dropped."""
+    outer = session.info.get(ROWS)
+    drafted: list[tuple[Any, dict[str, Any]]] = []
+    session.info[ROWS] = drafted
+    try:
+        yield drafted
+    finally:
+        if outer is None:
+            session.info.pop(ROWS, None)
+        else:
+            session.info[ROWS] = outer
+
+
+def add_rows(session: AsyncSession, rows: Iterable[tuple[Any, dict[str, Any]]]) -> None:
+    """Rows kept by ``drafted_rows``, added as ``add_row`` would (inside ``rows_together``: written with its
+    others)."""
+    for model, values in rows:
+        add_row(session, model, **values)
+
+
 def row_view(model: Any, values: dict[str, Any]) -> Any:
     """An object of ``model`` holding ``values`` (a row given to ``add_row``), to be read as the row it will be:
     made without the ORM's attribute events, which cost more than the rest of a batched booking's answer. Never
@@ -173,8 +196,8 @@ def row_view(model: Any, values: dict[str, Any]) -> Any:
 @contextlib.asynccontextmanager
 async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
     """New rows made in the block, by ``add_row`` and as ORM objects added to the session, are written when it
-    ends: one INSERT per table and set of columns for all of them. The ORM objects leave the session (they stay
-    readable, detached).
+    ends: one INSERT per table and set of columns for all of them (on PostgreSQL, all of those in one statement).
+    The ORM objects leave the session (they stay readable, detached).
 
     For many plain new rows at once (the booking desk's appointments, events, audit and idempotency records): the
     unit of work's flush tracks, orders and refreshes each object, and building the objects alone cost more CPU
@@ -195,22 +218,37 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
         row = {key: obj.__dict__[attr] for attr, key in _columns(type(obj)).items() if attr in obj.__dict__}
         groups.setdefault((state.mapper.local_table, tuple(row)), []).append(row)
         session.expunge(obj)
-    postgres = session.bind.dialect.name == "postgresql"
-    for table in sort_tables({table for table, _ in groups}):
-        for (of, columns), group in groups.items():
-            if of is not table:
-                continue
-            if postgres and len(group) > 1:
-                # One INSERT ... SELECT FROM unnest(one array per column): PostgreSQL runs one statement for the
-                # whole group (an executemany runs one per row), and the text is the same whatever the number
-                # of rows. (A multi-row VALUES list has a text per number of rows: measured, about 3 MB more
-                # per worker in prepared statements, docs/performance.md.)
-                arrays = {c: [row[c] for row in group] for c in columns}
-                for c, default in _with_defaults(table, columns):
-                    arrays[c] = [default() for _ in group]
-                await session.execute(_unnest_insert(table, tuple(arrays)), arrays)
-            else:
-                await session.execute(table.insert(), group)
+    ordered = [
+        (table, columns, group)
+        for table in sort_tables({table for table, _ in groups})
+        for (of, columns), group in groups.items()
+        if of is table
+    ]
+    if session.bind.dialect.name != "postgresql":
+        for table, _, group in ordered:
+            await session.execute(table.insert(), group)
+        return
+    # PostgreSQL: every table's rows in one statement, ``WITH w0 AS (INSERT ... SELECT FROM unnest(one array per
+    # column)), w1 AS (...) SELECT 1``: one round trip for the whole block, and a text that does not change with
+    # the number of rows (a multi-row VALUES list has a text per number of rows: measured, about 3 MB more per
+    # worker in prepared statements, docs/performance.md). The foreign keys are checked at the end of the
+    # statement, so parents and children go in together.
+    shapes: list[tuple[Table, tuple[str, ...]]] = []
+    params: dict[str, list[Any]] = {}
+    for table, columns, group in ordered:
+        try:
+            extra = _with_defaults(table, columns)
+        except ValueError:  # a default PostgreSQL computes per row: these rows on their own
+            await session.execute(table.insert(), group)
+            continue
+        n = len(shapes)
+        for c in columns:
+            params[f"w{n}_{c}"] = [row[c] for row in group]
+        for c, default in extra:
+            params[f"w{n}_{c}"] = [default() for _ in group]
+        shapes.append((table, columns + tuple(c for c, _ in extra)))
+    if shapes:
+        await session.execute(_insert_all(tuple(shapes)), params)
 
 
 def _with_defaults(table: Table, columns: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]]]:
@@ -231,9 +269,15 @@ def _with_defaults(table: Table, columns: tuple[str, ...]) -> list[tuple[str, Ca
 
 
 @functools.cache
-def _unnest_insert(table: Table, columns: tuple[str, ...]) -> Any:
-    rows = array_rows(**{name: table.c[name] for name in columns})
-    return table.insert().from_select(list(columns), select(rows), include_defaults=False)
+def _insert_all(shapes: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
+    """One INSERT per (table, columns) as data-modifying CTEs of one statement; the arrays are bound as
+    ``w<n>_<column>``."""
+    inserts = []
+    for n, (table, columns) in enumerate(shapes):
+        rows = array_rows(**{f"w{n}_{name}": table.c[name] for name in columns})
+        insert = table.insert().from_select(list(columns), select(rows), include_defaults=False)
+        inserts.append(insert.cte(f"w{n}"))
+    return select(literal(1)).add_cte(*inserts)
 
 
 @functools.cache

@@ -38,16 +38,17 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, Uuid, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.auth.models import Role
 from carebridge.auth.principal import Principal
 from carebridge.core import clock, idempotency
-from carebridge.core.batching import array_rows, in_list
+from carebridge.core.batching import in_list
 from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
-from carebridge.database.engine import Database, add_row, on_commit, row_view, rows_together
+from carebridge.database.engine import Database, add_rows, drafted_rows, on_commit, row_view, rows_together
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
 from carebridge.scheduling import availability, booking, credit, present
@@ -83,12 +84,22 @@ _TAKE = (
     .where(_POOLS.id == bindparam("pool_id"), _POOLS.booked + _POOLS.held + bindparam("n") <= _POOLS.capacity)
     .values(booked=_POOLS.booked + bindparam("n"))
 )
-_TAKEN = array_rows(pool_ids=_POOLS.id, ns=_POOLS.booked)
-_TAKE_MANY = (  # PostgreSQL: every pool of a batch in one statement execution (they are locked already)
-    update(SlotPool.__table__)
-    .where(_POOLS.id == _TAKEN.c.pool_ids, _POOLS.booked + _POOLS.held + _TAKEN.c.ns <= _POOLS.capacity)
-    .values(booked=_POOLS.booked + _TAKEN.c.ns)
-)
+# PostgreSQL: the batch's pools locked in id order (FOR NO KEY UPDATE, as _LOCK), then each given min(free,
+# asked) places, in one statement: the pools stay locked for one round trip less. Answers each pool's free places
+# before the take. The UPDATE finds the rows the CTE locked (their latest versions), the CHECK stays the backstop.
+_LOCK_AND_TAKE = text(
+    """
+    WITH locked AS (
+        SELECT id, capacity - booked - held AS free FROM slot_pools
+        WHERE id = ANY(:pool_ids) ORDER BY id FOR NO KEY UPDATE
+    ), taken AS (
+        UPDATE slot_pools AS p SET booked = p.booked + LEAST(w.n, locked.free)
+        FROM locked JOIN unnest(:pool_ids, :ns) AS w(pool_id, n) ON w.pool_id = locked.id
+        WHERE p.id = locked.id AND locked.free > 0
+    )
+    SELECT id, free FROM locked
+    """
+).bindparams(bindparam("pool_ids", type_=postgresql.ARRAY(Uuid())), bindparam("ns", type_=postgresql.ARRAY(Integer())))
 _GROUPS = (Appointment.hospital_id, Appointment.department_id, Appointment.practitioner_id, Appointment.service_date)
 _ACTIVE = (
     select(Appointment.patient_id, *_GROUPS, Appointment.schedule_id, func.count())
@@ -120,17 +131,23 @@ class Booked:
 
 class Shape:
     """How a booking is answered: ``batch`` for bookings decided together (their patients already read),
-    ``alone`` for one made on its own in ``session``. The JSON API's answer, by default."""
+    ``alone`` for one made on its own in ``session``. The JSON API's answer, by default.
+
+    ``batch`` makes the answers only; ``record`` then adds to the session what showing one of them leaves behind
+    (its audit record). The desk makes both before it knows which bookings get a place, and keeps the records of
+    those that do."""
 
     operation = OPERATION
 
     async def batch(self, session: AsyncSession, booked: list[Booked]) -> list[dict[str, Any]]:
-        for b in booked:  # the owner is shown their patient's name: audited as a single booking's answer is
-            with in_request(b.request_id):
-                patients.audit_owner_read(session, b.principal, b.patient.facts, "booking")
         names = {b.appointment.patient_id: b.patient.name for b in booked}
         answers = await present.appointments_with_names(session, [b.appointment for b in booked], names)
         return [a.model_dump(mode="json") for a in answers]
+
+    def record(self, session: AsyncSession, booked: Booked) -> None:
+        """The owner is shown their patient's name: audited as a single booking's answer is."""
+        with in_request(booked.request_id):
+            patients.audit_owner_read(session, booked.principal, booked.patient.facts, "booking")
 
     async def alone(self, session: AsyncSession, principal: Principal, appointment: Appointment) -> dict[str, Any]:
         out = await present.appointments_out(session, principal, [appointment], purpose="booking")
@@ -169,6 +186,8 @@ class _Going:
     patient: patients.OwnedPatient | None = None
     today: Any = None
     rules: Any = None
+    answer: dict[str, Any] | None = None  # drafted before the places are taken
+    rows: list[Any] | None = None  # the rows the booking writes if it gets its place
 
 
 class Desk:
@@ -385,10 +404,16 @@ class Desk:
             if going:
                 await self._limits(session, going, outcomes)
                 going = [item for item in going if outcomes[item.index] is None]
-            if going:
+            if going:  # everything but the places is made before they are locked: the locks are held briefly
+                await self._draft(session, going, now)
                 going = await self._take(session, going, outcomes)
             if going:
-                await self._write(session, going, outcomes, now)
+                async with rows_together(session):
+                    for item in going:
+                        add_rows(session, item.rows)  # type: ignore[arg-type]
+                        outcomes[item.index] = (201, item.answer)
+                        if item.request.key:
+                            idempotency.KNOWN.stored(item.request.principal.user_id, item.request.key)
         return [o if o is not None else RuntimeError("booking left undecided") for o in outcomes]
 
     @staticmethod
@@ -464,15 +489,24 @@ class Desk:
 
     @staticmethod
     async def _take(session: AsyncSession, going: list[_Going], outcomes: list[Any]) -> list[_Going]:
-        """Lock the pools in id order, grant their free places in arrival order, take them in one statement."""
+        """Lock the pools in id order, grant their free places in arrival order, take them. On PostgreSQL one
+        statement does the three (``_LOCK_AND_TAKE``: a pool gives min(free, asked), as granted here); elsewhere
+        the lock, then the takes."""
         wanted: dict[uuid.UUID, list[_Going]] = defaultdict(list)
         for item in going:
             wanted[item.pool.id].append(item)  # type: ignore[union-attr]
-        locked = {row[0]: row[1:] for row in (await session.execute(_LOCK, {"pool_ids": sorted(wanted)})).all()}
+        pool_ids = sorted(wanted)
+        postgres = session.bind.dialect.name == "postgresql"
+        if postgres:
+            asked = {"pool_ids": pool_ids, "ns": [len(wanted[pool_id]) for pool_id in pool_ids]}
+            free_of = {pool_id: free for pool_id, free in (await session.execute(_LOCK_AND_TAKE, asked)).all()}
+        else:
+            locked = (await session.execute(_LOCK, {"pool_ids": pool_ids})).all()
+            free_of = {pool_id: capacity - booked - held for pool_id, capacity, booked, held in locked}
         takes, granted = [], []
-        for pool_id, items in sorted(wanted.items()):
-            capacity, booked, held = locked.get(pool_id, (0, 0, 0))
-            free = max(0, capacity - booked - held)
+        for pool_id in pool_ids:
+            items = wanted[pool_id]
+            free = max(0, free_of.get(pool_id, 0))
             for item in items[free:]:
                 outcomes[item.index] = slot_full(item.request.slot_id, item.request.channel)
             if free <= len(items):  # none left once this commits (or already none)
@@ -484,33 +518,31 @@ class Desk:
             if free:
                 takes.append({"pool_id": pool_id, "n": min(free, len(items))})
                 granted.extend(items[:free])
-        if len(takes) > 1 and session.bind.dialect.name == "postgresql":
-            pool_ids, ns = [t["pool_id"] for t in takes], [t["n"] for t in takes]
-            await session.execute(_TAKE_MANY, {"pool_ids": pool_ids, "ns": ns})
-        elif takes:
+        if takes and not postgres:
             await session.execute(_TAKE, takes)
         return sorted(granted, key=lambda item: item.index)
 
     @staticmethod
-    async def _write(session: AsyncSession, going: list[_Going], outcomes: list[Any], now: datetime) -> None:
-        async with rows_together(session):  # the batch's rows, a statement per table (not an object per row)
-            by_shape: dict[int, list[tuple[_Going, Booked]]] = defaultdict(list)
-            for item in going:
-                r, owned = item.request, item.patient
-                assert owned is not None and item.pool and item.schedule and item.slot
-                values = booking.appointment_values(
-                    r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now
-                )
-                add_row(session, Appointment, **values)
-                appt = row_view(Appointment, values)
-                booking.emit(session, "appointment.booked", appt, r.principal.actor)
-                by_shape[id(r.shape)].append((item, Booked(r.principal, appt, owned, r.request_id)))
-            for group in by_shape.values():
-                shape = group[0][0].request.shape
-                answers = await shape.batch(session, [booked for _, booked in group])
-                for (item, _), body in zip(group, answers, strict=True):
-                    r = item.request
-                    if r.key:
+    async def _draft(session: AsyncSession, going: list[_Going], now: datetime) -> None:
+        """Each booking's answer and rows (appointment, ``appointment.booked`` event, audit and idempotency
+        records), as if it gets its place."""
+        by_shape: dict[int, list[tuple[_Going, Booked]]] = defaultdict(list)
+        for item in going:
+            r, owned = item.request, item.patient
+            assert owned is not None and item.pool and item.schedule and item.slot
+            values = booking.appointment_values(r.principal, owned.facts, item.pool, item.schedule, item.slot, now=now)
+            booked = Booked(r.principal, row_view(Appointment, values), owned, r.request_id)
+            by_shape[id(r.shape)].append((item, booked))
+            item.rows = [(Appointment, values)]
+        for group in by_shape.values():
+            shape = group[0][0].request.shape
+            answers = await shape.batch(session, [booked for _, booked in group])
+            for (item, booked), body in zip(group, answers, strict=True):
+                r = item.request
+                with drafted_rows(session) as rows:
+                    booking.emit(session, "appointment.booked", booked.appointment, r.principal.actor)
+                    shape.record(session, booked)
+                    if r.key:  # added to idempotency.KNOWN once the place is taken
                         idempotency.remember(
                             session,
                             user_id=r.principal.user_id,
@@ -519,8 +551,10 @@ class Desk:
                             payload_hash=r.payload_hash,
                             status_code=201,
                             response=body,
+                            known=False,
                         )
-                    outcomes[item.index] = (201, body)
+                item.rows.extend(rows)  # type: ignore[union-attr]
+                item.answer = body
 
 
 _DESKS: weakref.WeakKeyDictionary[Database, Desk] = weakref.WeakKeyDictionary()

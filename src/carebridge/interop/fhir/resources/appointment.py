@@ -92,6 +92,9 @@ class _Answer(desk.Shape):
     async def batch(self, session: AsyncSession, booked: list[desk.Booked]) -> list[dict[str, Any]]:
         return await present(session, [b.appointment for b in booked])
 
+    def record(self, session: AsyncSession, booked: desk.Booked) -> None:
+        pass
+
     async def alone(self, session: AsyncSession, principal: Principal, appointment: Appointment) -> dict[str, Any]:
         return (await present(session, [appointment]))[0]
 
