@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -12,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from carebridge.core import handlers
 from carebridge.core.context import request_id_var
+from carebridge.core.ids import request_id
 
 log = structlog.get_logger("carebridge.http")
 
@@ -27,7 +27,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        rid = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else request_id()
         token = request_id_var.set(rid)
         start = time.perf_counter()
         status = 500
