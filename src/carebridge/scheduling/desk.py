@@ -4,9 +4,11 @@ At a number release thousands of patients book in the same second. Made one by o
 statements and a transaction of its own, and the worker's CPU goes on executing statements rather than on the
 rules. Each worker's desk takes the bookings that are waiting when it is free (up to ``booking_batch_size``)
 and decides them in one transaction, one statement per step for all of them: the places, the patients the
-accounts may act for, the patients' booking-state rows, their active bookings and blocks, the places taken,
-then the rows written together (appointments, ``appointment.booked`` events, audit records, idempotency
-records). When bookings trickle in, a batch is one booking and the desk adds nothing.
+accounts may act for, the patients' booking-state rows, their active bookings and blocks; then each booking's
+answer and rows are drafted (appointment, ``appointment.booked`` event, audit and idempotency records), and
+only then are the places locked and taken, and the drafts of the bookings that got one written together. The
+pools stay locked for the take, the write and the commit, not while answers are made, so the other workers'
+batches wait little for them. When bookings trickle in, a batch is one booking and the desk adds nothing.
 
 The rules are ``booking.book``'s, checked with the same functions in the same order, with the same codes; each
 booking gets its own answer:
