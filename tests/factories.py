@@ -7,8 +7,13 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import httpx
+
+from carebridge.core import clock
+from carebridge.database.engine import add_row
+from carebridge.events.models import OutboxEvent
 
 _counter = itertools.count(1)
 PASSWORD = "Passw0rd-test"
@@ -338,3 +343,18 @@ def load_formulary(client: httpx.Client, world: HospitalWorld) -> dict[str, dict
     )
     page = ok(client.get(f"/api/v1/hospitals/{world.hospital_id}/formulary?limit=200", headers=auth(world.admin_token)))
     return {d["substance"]: d for d in page["items"]}
+
+
+def add_test_event(session: Any, subject_id: str, data: dict[str, Any], type: str = "test.happened") -> None:
+    """An outbox event row of no domain (``add_row``: a plain row inside ``rows_together``), for tests of the
+    outbox's machinery."""
+    add_row(
+        session,
+        OutboxEvent,
+        type=type,
+        catalog_version="1",
+        occurred_at=clock.now(),
+        subject_type="test",
+        subject_id=subject_id,
+        data=data,
+    )

@@ -11,27 +11,19 @@ from sqlalchemy import select, update
 
 from carebridge.config import Settings
 from carebridge.core import clock
-from carebridge.database.engine import Database, add_row
+from carebridge.database.engine import Database
 from carebridge.database.migrate import upgrade
 from carebridge.events.bus import MemoryBus
 from carebridge.events.models import OutboxEvent
 from carebridge.events.outbox import Event
 from carebridge.events.relay import OutboxRelay
+from tests.factories import add_test_event
 
 
 async def _append(db: Database, subjects: list[str]) -> None:
     async with db.transaction() as session:
         for subject in subjects:
-            add_row(
-                session,
-                OutboxEvent,
-                type="relaytest.happened",
-                catalog_version="1",
-                occurred_at=clock.now(),
-                subject_type="test",
-                subject_id=subject,
-                data={"subject": subject},
-            )
+            add_test_event(session, subject, {"subject": subject}, type="relaytest.happened")
 
 
 async def _rows(db: Database) -> dict[str, OutboxEvent]:

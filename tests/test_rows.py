@@ -1,5 +1,6 @@
 """Rows written together (``database.engine.rows_together``, the booking desk's writes): on PostgreSQL one
-``INSERT ... SELECT FROM unnest(...)`` per table, elsewhere an executemany. Either way each row keeps its own
+statement for every table (an ``INSERT ... SELECT FROM unnest(...)`` per table), elsewhere an executemany per
+table. Either way each row keeps its own
 values, gets its own Python-side defaults (ids, times, counters) and its JSON as written."""
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import uuid
 
 from sqlalchemy import select
 
-from carebridge.core import clock
 from carebridge.core.audit import AuditRecord
 from carebridge.database.engine import Database, add_row, row_view, rows_together
 from carebridge.events.models import OutboxEvent
 from carebridge.scheduling.models import Appointment
+from tests.factories import add_test_event
 
 
 def test_rows_written_together_keep_their_own_values_and_defaults(server) -> None:  # type: ignore[no-untyped-def]
@@ -26,17 +27,8 @@ def test_rows_written_together_keep_their_own_values_and_defaults(server) -> Non
             async with db.transaction() as session:
                 async with rows_together(session):
                     for i, data in enumerate(datas):  # no id, no attempts: the columns' defaults, row by row
-                        add_row(
-                            session,
-                            OutboxEvent,
-                            type="appointment.booked",
-                            catalog_version="1",
-                            occurred_at=clock.now(),
-                            subject_type="test",
-                            subject_id=f"{subject}-{i}",
-                            data=data,
-                        )
-                    add_row(  # a table with a single row: written on its own
+                        add_test_event(session, f"{subject}-{i}", data, type="appointment.booked")
+                    add_row(  # a second table, with a single row
                         session, AuditRecord, action="rows.test", subject_type="test", subject_id=subject, detail={}
                     )
             async with db.read() as session:

@@ -179,9 +179,13 @@ def drafted_rows(session: AsyncSession) -> Iterator[list[tuple[Any, dict[str, An
 
 def add_rows(session: AsyncSession, rows: Iterable[tuple[Any, dict[str, Any]]]) -> None:
     """Rows kept by ``drafted_rows``, added as ``add_row`` would (inside ``rows_together``: written with its
-    others)."""
+    others, as they are)."""
+    together = session.info.get(ROWS)
+    if together is not None:
+        together.extend(rows)
+        return
     for model, values in rows:
-        add_row(session, model, **values)
+        session.add(model(**values))
 
 
 def row_view(model: Any, values: dict[str, Any]) -> Any:
