@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from carebridge.core.audit import AuditRecord
 from carebridge.database.engine import Database, add_row, row_view, rows_together
@@ -57,3 +59,41 @@ def test_a_row_view_reads_as_the_row() -> None:
     view = row_view(Appointment, values)
     assert (view.id, view.status, view.fee_fen) == (values["id"], "booked", 500)
     assert view.called_at is None and view.queue_number is None  # not given: None, as before a flush
+
+
+def test_rows_written_together_store_what_a_flush_stores(server) -> None:  # type: ignore[no-untyped-def]
+    """The same values, once through ``rows_together`` and once through the ORM's flush, are the same in the
+    database, read raw: an empty JSON value (JSON ``null``, not SQL NULL), an enum's value, a UTC time."""
+    subject = f"same-{uuid.uuid4().hex[:8]}"
+    when = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
+
+    def values(how: str) -> dict[str, Any]:
+        return {"action": "rows.same", "subject_type": how, "subject_id": subject, "detail": None, "occurred_at": when}
+
+    async def write_and_read() -> list[tuple[Any, ...]]:
+        db = Database(server.settings)
+        try:
+            async with db.transaction() as session:
+                session.add(AuditRecord(**values("flush")))
+            async with db.transaction() as session:
+                async with rows_together(session):
+                    add_row(session, AuditRecord, **values("together"))
+            async with db.read() as session:
+                table = AuditRecord.__table__
+                rows = await session.execute(
+                    select(
+                        table.c.subject_type,
+                        cast(table.c.detail, Text),
+                        table.c.detail.is_(None),
+                        table.c.occurred_at,
+                    )
+                    .where(table.c.subject_id == subject)
+                    .order_by(table.c.subject_type)
+                )
+                return [tuple(row) for row in rows]
+        finally:
+            await db.dispose()
+
+    flush, together = asyncio.run(write_and_read())
+    assert (flush[0], together[0]) == ("flush", "together")
+    assert together[1:] == flush[1:] == ("null", False, when)
