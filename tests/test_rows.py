@@ -59,6 +59,7 @@ def test_a_row_view_reads_as_the_row() -> None:
     view = row_view(Appointment, values)
     assert (view.id, view.status, view.fee_fen) == (values["id"], "booked", 500)
     assert view.called_at is None and view.queue_number is None  # not given: None, as before a flush
+    assert not hasattr(view, "_sa_instance_state")  # a plain object: no ORM attribute events on reads
 
 
 def test_rows_written_together_store_what_a_flush_stores(server) -> None:  # type: ignore[no-untyped-def]

@@ -189,12 +189,20 @@ def add_rows(session: AsyncSession, rows: Iterable[tuple[Any, dict[str, Any]]]) 
 
 
 def row_view(model: Any, values: dict[str, Any]) -> Any:
-    """An object of ``model`` holding ``values`` (a row given to ``add_row``), to be read as the row it will be:
-    made without the ORM's attribute events, which cost more than the rest of a batched booking's answer. Never
-    added to a session; an attribute not in ``values`` reads as None, as on a new object before its flush."""
-    obj = inspect(model).class_manager.new_instance()
-    obj.__dict__.update(values)
-    return obj
+    """A read-only view of ``values`` (a row given to ``add_row``) with ``model``'s column attributes, to be read
+    as the row it will be: a plain object, not an ORM one (an ORM attribute read is a Python call through its
+    descriptor, and the booking desk reads every column of every appointment it answers). Never added to a
+    session; a column not in ``values`` reads as None, as on a new object before its flush; relationships and
+    the model's own methods are not there."""
+    view = _view_class(model)()
+    view.__dict__.update(values)
+    return view
+
+
+@functools.cache
+def _view_class(model: Any) -> type:
+    """``model``'s columns as class attributes set to None, for ``row_view``."""
+    return type(f"{model.__name__}Row", (), {"__module__": __name__, **dict.fromkeys(_columns(model))})
 
 
 @contextlib.asynccontextmanager
