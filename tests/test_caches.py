@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from carebridge.core import cache
 from carebridge.database.engine import Database
 from tests.conftest import BACKEND
 from tests.factories import auth, book, make_hospital, make_patient, make_schedule, ok
@@ -146,3 +147,44 @@ def test_a_freed_place_reopens_a_sold_out_pool_in_every_worker(server, client: h
     while (r := book(client, t3, p3, slot_id)).status_code != 201:
         assert r.json()["error"]["code"] == "slot_full" and time.monotonic() < deadline, r.text
         time.sleep(0.05)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cache_entry_lives_its_ttl_and_a_full_cache_drops_the_oldest() -> None:
+    clock = _Clock()
+    ttl_cache = cache.Cache("test_ttl", setting="unused", ttl=10.0, maxsize=8, timer=clock)
+    try:
+        ttl_cache.set("a", 1)
+        clock.now += 9.9
+        assert ttl_cache.get("a") == 1
+        ttl_cache.set("a", 2)  # set again: lives another TTL from now
+        clock.now += 9.9
+        assert ttl_cache.get("a") == 2
+        clock.now += 0.1
+        assert ttl_cache.get("a", "gone") == "gone" and len(ttl_cache) == 0  # expired on read
+
+        for n in range(8):
+            ttl_cache.set(n, n)
+            clock.now += 1
+        ttl_cache.set("one more", 9)  # full, nothing expired: the oldest quarter (0, 1) makes room
+        assert [ttl_cache.get(n) for n in range(8)] == [None, None, 2, 3, 4, 5, 6, 7]
+        assert ttl_cache.get("one more") == 9 and len(ttl_cache) == 7
+
+        clock.now += 6.5  # 2, 3 and 4 were set 10 s ago or more
+        ttl_cache.set("x", 1)
+        ttl_cache.set("y", 1)  # full again: the expired entries go, the live ones stay
+        assert len(ttl_cache) == 6
+        assert [ttl_cache.get(n) for n in (2, 3, 4, 5, 6, 7)] == [None, None, None, 5, 6, 7]
+
+        ttl_cache.configure(ttl=0)  # a TTL of 0 turns the cache off
+        ttl_cache.set("z", 1)
+        assert ttl_cache.get("z") is None and not ttl_cache.enabled
+    finally:
+        cache.REGISTRY.pop("test_ttl", None)

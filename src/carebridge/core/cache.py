@@ -12,12 +12,12 @@ the entry when the TTL runs out, and it clears all caches when it reconnects.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
-import cachetools
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import notify
@@ -29,32 +29,68 @@ _MISSING = object()
 
 
 class Cache:
-    """A TTL map with a size bound. Keys that other workers must evict are strings or UUIDs."""
+    """A TTL map with a size bound. Keys that other workers must evict are strings or UUIDs.
 
-    def __init__(self, name: str, *, setting: str, ttl: float = 60.0, maxsize: int = 50_000) -> None:
+    A plain dict of ``key -> (expires at, value)``, kept in the order entries were set (a set moves its key to
+    the end), which is the order they expire in, the TTL being the cache's own. It replaces cachetools'
+    ``TTLCache``, whose ``get`` went through five Python calls (4.3 µs against 0.5 µs here): a sold-out answer
+    reads two or three caches, about a tenth of its CPU (docs/decisions.md). When the map is full, a new key
+    first drops the expired entries, then, if it is still full, the oldest quarter."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        setting: str,
+        ttl: float = 60.0,
+        maxsize: int = 50_000,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.setting = setting  # the Settings field that holds the TTL
         self._ttl = ttl
         self._maxsize = maxsize
-        self._data: cachetools.TTLCache[Hashable, Any] = cachetools.TTLCache(maxsize, ttl, timer=time.monotonic)
+        self._timer = timer
+        self._data: dict[Hashable, tuple[float, Any]] = {}
         REGISTRY[name] = self
 
     def configure(self, *, ttl: float) -> None:
         """A new TTL (from settings); empties the cache."""
         self._ttl = ttl
-        self._data = cachetools.TTLCache(self._maxsize, ttl, timer=time.monotonic) if ttl > 0 else {}
+        self._data = {}
 
     @property
     def enabled(self) -> bool:
         return self._ttl > 0
 
+    def __len__(self) -> int:
+        return len(self._data)
+
     def get(self, key: Hashable, default: Any = None) -> Any:
-        value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else value
+        entry = self._data.get(key)
+        if entry is None:
+            return default
+        if entry[0] > self._timer():
+            return entry[1]
+        self._data.pop(key, None)
+        return default
 
     def set(self, key: Hashable, value: Any) -> None:
-        if self._ttl > 0:
-            self._data[key] = value
+        if self._ttl <= 0:
+            return
+        data = self._data
+        if data.pop(key, _MISSING) is _MISSING and len(data) >= self._maxsize:
+            self._make_room()
+        data[key] = (self._timer() + self._ttl, value)
+
+    def _make_room(self) -> None:
+        now = self._timer()
+        expired = list(itertools.takewhile(lambda key: self._data[key][0] <= now, self._data))
+        for key in expired:
+            del self._data[key]
+        if len(self._data) >= self._maxsize:
+            for key in list(itertools.islice(self._data, max(1, self._maxsize // 4))):
+                del self._data[key]
 
     def evict(self, key: Hashable) -> None:
         if key == ALL:
