@@ -29,7 +29,8 @@ _MISSING = object()
 
 
 class Cache:
-    """A TTL map with a size bound. Keys that other workers must evict are strings or UUIDs.
+    """A TTL map with a size bound. A key that other workers must evict travels as text: a string key as it is,
+    any other key as ``key_from_text`` reads it back (by default a UUID's text).
 
     A plain dict of ``key -> (expires at, value)``, kept in the order entries were set (a set moves its key to
     the end), which is the order they expire in, the TTL being the cache's own. It replaces cachetools'
@@ -45,12 +46,14 @@ class Cache:
         ttl: float = 60.0,
         maxsize: int = 50_000,
         timer: Callable[[], float] = time.monotonic,
+        key_from_text: Callable[[str], Hashable] = uuid.UUID,
     ) -> None:
         self.name = name
         self.setting = setting  # the Settings field that holds the TTL
         self._ttl = ttl
         self._maxsize = maxsize
         self._timer = timer
+        self._key_from_text = key_from_text  # a key as a notification carries it (text) -> the key
         self._data: dict[Hashable, tuple[float, Any]] = {}
         REGISTRY[name] = self
 
@@ -97,9 +100,9 @@ class Cache:
             self._data.clear()
             return
         self._data.pop(key, None)
-        if isinstance(key, str):  # a notification carries a UUID key as text
+        if isinstance(key, str):  # a notification carries the key as text
             with contextlib.suppress(ValueError):
-                self._data.pop(uuid.UUID(key), None)
+                self._data.pop(self._key_from_text(key), None)
 
     def clear(self) -> None:
         self._data.clear()

@@ -223,7 +223,7 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
         session.info.pop(ROWS, None)
     groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
     for model, values in rows:
-        row = {_columns(model)[key]: value for key, value in values.items()}
+        row = values if _same_keys(model) else {_columns(model)[key]: value for key, value in values.items()}
         groups.setdefault((model.__table__, tuple(row)), []).append(row)
     for obj in sorted(session.new, key=lambda obj: inspect(obj).insert_order):
         state = inspect(obj)
@@ -254,8 +254,9 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
             await session.execute(table.insert(), group)
             continue
         n = len(shapes)
-        for c in columns:
-            params[f"w{n}_{c}"] = [row[c] for row in group]
+        arrays = zip(*(row.values() for row in group), strict=True)  # a group's rows have its keys, in order
+        for c, values in zip(columns, arrays, strict=True):
+            params[f"w{n}_{c}"] = list(values)
         for c, default in extra:
             params[f"w{n}_{c}"] = [default() for _ in group]
         shapes.append((table, columns + tuple(c for c, _ in extra)))
@@ -290,6 +291,12 @@ def _insert_all(shapes: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
         insert = table.insert().from_select(list(columns), select(rows), include_defaults=False)
         inserts.append(insert.cte(f"w{n}"))
     return select(literal(1)).add_cte(*inserts)
+
+
+@functools.cache
+def _same_keys(model: Any) -> bool:
+    """Whether every column attribute of ``model`` is named as its column's key (rows need no renaming)."""
+    return all(attr == key for attr, key in _columns(model).items())
 
 
 @functools.cache

@@ -16,21 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carebridge.core import cache
 
-SOLD_OUT = cache.Cache("sold_out", setting="sold_out_cache_seconds", maxsize=200_000)
+
+def _from_text(text: str) -> tuple[uuid.UUID, str]:
+    """A pool's key as a notification carries it, ``<slot id>:<channel>``."""
+    slot_id, _, channel = text.partition(":")
+    return uuid.UUID(slot_id), channel
 
 
-def _key(slot_id: uuid.UUID, channel: str) -> str:
-    return f"{slot_id}:{channel}"  # text: a notification carries it to the other workers as it is
+# Keyed by (slot id, channel): a sold-out answer looks its pool up before anything else, and a UUID's text is a
+# Python call away (uuid.UUID.__str__).
+SOLD_OUT = cache.Cache("sold_out", setting="sold_out_cache_seconds", maxsize=200_000, key_from_text=_from_text)
 
 
 def known_full(slot_id: uuid.UUID, channel: str) -> bool:
-    return SOLD_OUT.get(_key(slot_id, channel)) is not None
+    return SOLD_OUT.get((slot_id, channel)) is not None
 
 
 def mark_full(slot_id: uuid.UUID, channel: str) -> None:
-    SOLD_OUT.set(_key(slot_id, channel), True)
+    SOLD_OUT.set((slot_id, channel), True)
 
 
 async def places_freed(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> None:
     """The slot's ``channel`` pool may have a free place once ``session`` commits: no worker answers it full."""
-    await cache.invalidate(session, SOLD_OUT, _key(slot_id, channel))
+    await cache.invalidate(session, SOLD_OUT, f"{slot_id}:{channel}")
