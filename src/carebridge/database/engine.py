@@ -11,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, event, inspect, literal, select
+from sqlalchemy import Table, bindparam, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import sort_tables
 
 from carebridge.config import Settings
-from carebridge.core.batching import array_rows
 
 AFTER_COMMIT = "after_commit"
 
@@ -240,28 +239,56 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
         for table, _, group in ordered:
             await session.execute(table.insert(), group)
         return
-    # PostgreSQL: every table's rows in one statement, ``WITH w0 AS (INSERT ... SELECT FROM unnest(one array per
-    # column)), w1 AS (...) SELECT 1``: one round trip for the whole block, and a text that does not change with
-    # the number of rows (a multi-row VALUES list has a text per number of rows: measured, about 3 MB more per
-    # worker in prepared statements, docs/performance.md). The foreign keys are checked at the end of the
-    # statement, so parents and children go in together.
+    # PostgreSQL: every table's rows in one statement, ``WITH w0 AS (INSERT ... SELECT FROM unnest(an array of the
+    # table's row type)), w1 AS (...) SELECT 1``: one round trip for the whole block, and a text that does not
+    # change with the number of rows (a multi-row VALUES list has a text per number of rows: measured, about 3 MB
+    # more per worker in prepared statements, docs/performance.md). The foreign keys are checked at the end of the
+    # statement, so parents and children go in together. Each row is one element of the array: asyncpg checks
+    # every element of an array for being itself an array, a Python call per value when there was one array per
+    # column (about 9 % of a batched booking's instructions, docs/performance.md).
     shapes: list[tuple[Table, tuple[str, ...]]] = []
-    params: dict[str, list[Any]] = {}
+    params: dict[str, list[tuple[Any, ...]]] = {}
+    dialect = session.bind.dialect
     for table, columns, group in ordered:
         try:
             extra = _with_defaults(table, columns)
         except ValueError:  # a default PostgreSQL computes per row: these rows on their own
             await session.execute(table.insert(), group)
             continue
-        n = len(shapes)
-        arrays = zip(*(row.values() for row in group), strict=True)  # a group's rows have its keys, in order
-        for c, values in zip(columns, arrays, strict=True):
-            params[f"w{n}_{c}"] = list(values)
+        given = dict(zip(columns, zip(*(row.values() for row in group), strict=True), strict=True))
         for c, default in extra:
-            params[f"w{n}_{c}"] = [default() for _ in group]
-        shapes.append((table, columns + tuple(c for c, _ in extra)))
+            given[c] = tuple(default() for _ in group)
+        by_name: dict[str, Sequence[Any]] = {}
+        for c, values in given.items():
+            column = table.c[c]
+            process = column.type._cached_bind_processor(dialect)
+            by_name[column.name] = values if process is None else [process(v) for v in values]
+        nones = (None,) * len(group)
+        layout = await _row_layout(session, table)
+        if not by_name.keys() <= set(layout):
+            raise ValueError(f"{table.name}: columns {sorted(by_name.keys() - set(layout))} not in the database")
+        params[f"w{len(shapes)}"] = list(zip(*(by_name.get(name, nones) for name in layout), strict=True))
+        shapes.append((table, tuple(by_name)))
     if shapes:
-        await session.execute(_insert_all(tuple(shapes)), params)
+        await session.execute(_insert_all(dialect, tuple(shapes)), params)
+
+
+_ROW_LAYOUTS: dict[tuple[str, str], tuple[str, ...]] = {}
+_LAYOUT = text(
+    "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped"
+    " ORDER BY attnum"
+)
+
+
+async def _row_layout(session: AsyncSession, table: Table) -> tuple[str, ...]:
+    """The table's columns in the order of its row type in the database (read once per database and table): the
+    order of a row's values in an array of that type."""
+    key = (session.bind.url.render_as_string(hide_password=True), table.fullname)
+    layout = _ROW_LAYOUTS.get(key)
+    if layout is None:
+        quoted = session.bind.dialect.identifier_preparer.format_table(table)
+        layout = _ROW_LAYOUTS[key] = tuple((await session.scalars(_LAYOUT, {"table": quoted})).all())
+    return layout
 
 
 def _with_defaults(table: Table, columns: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]]]:
@@ -282,15 +309,19 @@ def _with_defaults(table: Table, columns: tuple[str, ...]) -> list[tuple[str, Ca
 
 
 @functools.cache
-def _insert_all(shapes: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
-    """One INSERT per (table, columns) as data-modifying CTEs of one statement; the arrays are bound as
-    ``w<n>_<column>``."""
+def _insert_all(dialect: Any, shapes: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
+    """One INSERT per (table, columns) as data-modifying CTEs of one statement, each reading the given columns of
+    an array of the table's row type bound as ``w<n>``."""
+    quote = dialect.identifier_preparer
     inserts = []
-    for n, (table, columns) in enumerate(shapes):
-        rows = array_rows(**{f"w{n}_{name}": table.c[name] for name in columns})
-        insert = table.insert().from_select(list(columns), select(rows), include_defaults=False)
-        inserts.append(insert.cte(f"w{n}"))
-    return select(literal(1)).add_cte(*inserts)
+    for n, (table, names) in enumerate(shapes):
+        into = quote.format_table(table)
+        listed = ", ".join(quote.quote(name) for name in names)
+        picked = ", ".join(f"r.{quote.quote(name)}" for name in names)
+        inserts.append(
+            f"w{n} AS (INSERT INTO {into} ({listed}) SELECT {picked} FROM unnest(CAST(:w{n} AS {into}[])) AS r)"
+        )
+    return text(f"WITH {', '.join(inserts)} SELECT 1").bindparams(*(bindparam(f"w{n}") for n in range(len(shapes))))
 
 
 @functools.cache
