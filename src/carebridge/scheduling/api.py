@@ -162,7 +162,10 @@ async def book(
     db: Database = request.app.state.db
     key = idempotency.check_key(idempotency_key)
     channel = body.channel or principal.partner_channel or "platform"
-    payload_hash = idempotency.request_hash(body.model_dump(mode="json"))
+
+    def payload_hash() -> str:  # made only when needed: a sold-out answer from memory needs none
+        return idempotency.request_hash(body.model_dump(mode="json"))
+
     if desk.accepts(principal, channel):
 
         async def reach(session: AsyncSession) -> None:  # a partner app's token: its patients and hospitals first
@@ -199,7 +202,7 @@ async def book(
         user_id=principal.user_id,
         key=key,
         operation="appointment.book",
-        payload_hash=payload_hash,
+        payload_hash=payload_hash(),
         check=check,
         write=write,
         duplicate=Conflict("already_booked", "the patient already has a booking in this session"),

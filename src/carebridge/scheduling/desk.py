@@ -207,29 +207,39 @@ class Desk:
         slot_id: uuid.UUID,
         channel: str,
         key: str | None,
-        payload_hash: str,
+        payload_hash: Callable[[], str],
         shape: Shape = JSON,
         check: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> Answer:
         """Book as ``booking.book`` would, decided with the bookings waiting beside it. Returns (201, answer);
         raises the booking's ``DomainError``. A stored answer to the Idempotency-Key comes first, then ``check``
         (the caller's own reads that may refuse, as with ``idempotency.write_once``). A caller that goes away
-        does not undo a booking already on its way (its answer is kept under its Idempotency-Key)."""
+        does not undo a booking already on its way (its answer is kept under its Idempotency-Key).
+        ``payload_hash`` gives the request's hash for its Idempotency-Key; it is called only when needed (a
+        sold-out answer from memory, with a key no worker stored, needs none)."""
+        digest: str | None = None
         if (key and idempotency.KNOWN.might_exist(principal.user_id, key)) or check is not None:
             async with self.db.read() as session:
-                if key and (
-                    stored := await idempotency.stored_answer(
-                        session, principal.user_id, key, shape.operation, payload_hash
-                    )
-                ):
-                    return stored
+                if key:
+                    digest = payload_hash()
+                    stored = await idempotency.stored_answer(session, principal.user_id, key, shape.operation, digest)
+                    if stored:
+                        return stored
                 if check is not None:
                     await check(session)
         if availability.known_full(slot_id, channel):  # a sold-out pool costs no database work
             raise slot_full(slot_id, channel)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         request = Request(
-            principal, patient_id, slot_id, channel, key, payload_hash, shape, answer, request_id_var.get()
+            principal,
+            patient_id,
+            slot_id,
+            channel,
+            key,
+            digest or payload_hash(),
+            shape,
+            answer,
+            request_id_var.get(),
         )
         if self.batch_size == 0:  # the desk turned off: each booking on its own
             outcome = await self._alone(request)

@@ -211,14 +211,13 @@ async def create(
             raise Conflict("slot_full", "no places left in this slot for this app", details={"slot_id": str(slot_id)})
 
     db = request.app.state.db
-    key, payload_hash = idempotency.check_key(idempotency_key), idempotency.request_hash(body)
     status, resource = await desk.desk_for(db).book(  # decided with the bookings waiting beside it
         principal,
         patient_id=patient_id,
         slot_id=slot_id,
         channel=who.channel,
-        key=key,
-        payload_hash=payload_hash,
+        key=idempotency.check_key(idempotency_key),
+        payload_hash=lambda: idempotency.request_hash(body),
         shape=ANSWER,
         check=check,
     )
