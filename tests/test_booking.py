@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from carebridge.core import clock
+from carebridge.auth.service import principals_for_digests, token_digest
+from carebridge.core import clock, idempotency
 from carebridge.database.engine import Database
+from carebridge.scheduling.desk import Desk
 from carebridge.scheduling.invariants import run_invariant_check
+from carebridge.scheduling.schemas import BookIn
 from tests.factories import auth, book, make_hospital, make_id_number, make_patient, make_schedule, ok
 
 
@@ -392,4 +395,64 @@ def test_bookings_one_by_one_when_the_desk_is_off(server, client: httpx.Client, 
     assert first.status_code == 201 and first.json()["patient_name"] == "张小明"
     assert full.status_code == 409 and full.json()["error"]["code"] == "slot_full"
     assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    _invariants_hold(server)
+
+
+def test_a_booking_whose_caller_goes_away_is_still_decided(server, client: httpx.Client, admin_token: str) -> None:  # type: ignore[no-untyped-def]
+    """A request waiting at the desk whose caller goes away (its task cancelled) does not take the others' batch
+    down and is decided all the same: its place is taken and its answer kept under its Idempotency-Key, so the
+    same request sent again gets it."""
+    world = make_hospital(client, admin_token)
+    schedule = make_schedule(client, world, pools={"platform": 3}, end="08:30")
+    slot_id = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["id"]
+    (gone_token, gone_patient, _), (stays_token, stays_patient, _) = make_patient(client), make_patient(client)
+    gone_key, stays_key = uuid.uuid4().hex, uuid.uuid4().hex
+
+    async def run() -> tuple[bool, tuple[int, dict[str, Any]]]:
+        db = Database(server.settings)
+        try:
+            async with db.read() as session:
+                found = await principals_for_digests(session, [token_digest(gone_token), token_digest(stays_token)])
+            (gone, _), (stays, _) = found[token_digest(gone_token)], found[token_digest(stays_token)]
+            desk = Desk(db, batch_size=8)
+
+            def booking(principal: Any, patient_id: str, key: str) -> Any:
+                return desk.book(
+                    principal,
+                    patient_id=uuid.UUID(patient_id),
+                    slot_id=uuid.UUID(slot_id),
+                    channel="platform",
+                    key=key,
+                    payload_hash=lambda: idempotency.request_hash(  # as the API hashes the same request
+                        BookIn(patient_id=patient_id, slot_id=slot_id, channel="platform").model_dump(mode="json")
+                    ),
+                )
+
+            leaving = asyncio.create_task(booking(gone, gone_patient, gone_key))
+            staying = asyncio.create_task(booking(stays, stays_patient, stays_key))
+            await asyncio.sleep(0)  # both are waiting at the desk
+            leaving.cancel()
+            answer = await staying
+            try:
+                await leaving
+            except asyncio.CancelledError:
+                cancelled = True
+            else:
+                cancelled = False
+            return cancelled, answer
+        finally:
+            await db.dispose()
+
+    cancelled, (status, answer) = asyncio.run(run())
+    assert cancelled and status == 201 and answer["patient_id"] == stays_patient
+
+    def held() -> list[str]:  # the slots the patient holds a place in
+        mine = ok(client.get("/api/v1/appointments", headers=auth(gone_token)))
+        return [a["slot_id"] for a in mine if a["status"] == "booked"]
+
+    assert held() == [slot_id]  # decided, though nobody waited for the answer
+    again = ok(book(client, gone_token, gone_patient, slot_id, key=gone_key), 201)  # the kept answer
+    assert again["patient_id"] == gone_patient and held() == [slot_id]
+    detail = ok(client.get(f"/api/v1/schedules/{schedule['id']}"))["slots"][0]["pools"][0]
+    assert detail["booked"] == 2
     _invariants_hold(server)

@@ -188,3 +188,36 @@ def test_a_cache_entry_lives_its_ttl_and_a_full_cache_drops_the_oldest() -> None
         assert ttl_cache.get("z") is None and not ttl_cache.enabled
     finally:
         cache.REGISTRY.pop("test_ttl", None)
+
+
+def test_a_lookup_goes_on_for_the_others_when_one_caller_goes_away() -> None:
+    """``core.batching.Batcher``: keys asked while a lookup runs are looked up together; a caller that goes away
+    (cancelled) gets nothing, and the others still get their own answers from the same lookup."""
+    from carebridge.core.batching import Batcher
+
+    asked: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        asked.append(keys)
+        await release.wait()
+        return {key: key.upper() for key in keys}
+
+    async def run() -> tuple[list[str | None], bool]:
+        batcher: Batcher[str, str] = Batcher(fetch)
+        first = asyncio.create_task(batcher.get("a"))
+        await asyncio.sleep(0)  # the lookup of "a" is running
+        later = [asyncio.create_task(batcher.get(key)) for key in ("b", "c", "d")]
+        await asyncio.sleep(0)
+        later[1].cancel()  # "c" goes away while waiting
+        release.set()
+        answers = [await first, await later[0], await later[2]]
+        try:
+            await later[1]
+        except asyncio.CancelledError:
+            return answers, True
+        return answers, False
+
+    answers, cancelled = asyncio.run(run())
+    assert answers == ["A", "B", "D"] and cancelled
+    assert asked == [["a"], ["b", "c", "d"]]  # the keys that arrived meanwhile, in one lookup

@@ -10,10 +10,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, inspect, select
 
 from carebridge.core.audit import AuditRecord
-from carebridge.database.engine import Database, add_row, row_view, rows_together
+from carebridge.database.engine import Database, Viewed, add_row, row_view, rows_together
 from carebridge.events.models import OutboxEvent
 from carebridge.scheduling.models import Appointment
 from tests.factories import add_test_event
@@ -98,3 +98,41 @@ def test_rows_written_together_store_what_a_flush_stores(server) -> None:  # typ
     flush, together = asyncio.run(write_and_read())
     assert (flush[0], together[0]) == ("flush", "together")
     assert together[1:] == flush[1:] == ("null", False, when)
+
+
+def test_a_core_select_reads_as_the_orm_row(server) -> None:  # type: ignore[no-untyped-def]
+    """``Viewed``: a model's table columns selected in Core and read back as a row view give every column's value as
+    the ORM's object does (types processed the same: JSON, times, ids), and a slice of a joined row reads as its
+    model's part."""
+    subject = f"viewed-{uuid.uuid4().hex[:8]}"
+    data = {"n": 1, "名字": "张小明", "nested": [1, None]}
+
+    async def read_both() -> tuple[OutboxEvent, Any, Any]:
+        db = Database(server.settings)
+        try:
+            async with db.transaction() as session:
+                add_test_event(session, subject, data, type="appointment.booked")
+                session.add(AuditRecord(action="rows.viewed", subject_type="test", subject_id=subject, detail={}))
+            async with db.read() as session:
+                orm = (await session.scalars(select(OutboxEvent).where(OutboxEvent.subject_id == subject))).one()
+                events, audits = Viewed(OutboxEvent), Viewed(AuditRecord)
+                events_table, audits_table = OutboxEvent.__table__, AuditRecord.__table__
+                row = (
+                    await session.execute(
+                        select(*events.columns, *audits.columns)
+                        .select_from(events_table)
+                        .join(audits_table, audits_table.c.subject_id == events_table.c.subject_id)
+                        .where(events_table.c.subject_id == subject)
+                    )
+                ).one()
+                n = len(events.columns)
+                return orm, events.view(row[:n]), audits.view(row[n:])
+        finally:
+            await db.dispose()
+
+    orm, event, audit = asyncio.run(read_both())
+    names = [attr.key for attr in inspect(OutboxEvent).column_attrs]
+    assert {name: getattr(event, name) for name in names} == {name: getattr(orm, name) for name in names}
+    assert event.data == data and isinstance(event.id, uuid.UUID) and event.occurred_at.tzinfo is not None
+    assert (audit.action, audit.subject_id, audit.detail) == ("rows.viewed", subject, {})
+    assert not hasattr(event, "_sa_instance_state")

@@ -179,21 +179,23 @@ async def login(
     return token, row, user
 
 
-_PRINCIPALS_QUERY = (
+_TOKEN, _USER = AccessToken.__table__.c, User.__table__.c
+_PRINCIPALS_QUERY = (  # Core (table columns): run for every batch of new callers, without the ORM's work
     select(
-        AccessToken.token_hash,
-        AccessToken.expires_at,
-        AccessToken.revoked_at,
-        User.id,
-        User.username,
-        User.role,
-        User.hospital_id,
-        User.region_code,
-        User.practitioner_id,
-        User.active,
+        _TOKEN.token_hash,
+        _TOKEN.expires_at,
+        _TOKEN.revoked_at,
+        _USER.id,
+        _USER.username,
+        _USER.role,
+        _USER.hospital_id,
+        _USER.region_code,
+        _USER.practitioner_id,
+        _USER.active,
     )
-    .join(User, User.id == AccessToken.user_id)
-    .where(in_list(AccessToken.token_hash, "digests"))
+    .select_from(AccessToken.__table__)
+    .join(User.__table__, _USER.id == _TOKEN.user_id)
+    .where(in_list(_TOKEN.token_hash, "digests"))
 )
 
 

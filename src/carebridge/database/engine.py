@@ -198,6 +198,28 @@ def row_view(model: Any, values: dict[str, Any]) -> Any:
     return view
 
 
+class Viewed:
+    """``model``'s table columns, to be selected (``columns``) in a Core statement and read back as ``row_view``s
+    (``view(row[start:end])``): a Core select skips the ORM's per-statement compile state and per-row loading,
+    which for a few rows cost more than running the statement."""
+
+    __slots__ = ("model", "columns", "_names", "_class")
+
+    def __init__(self, model: Any) -> None:
+        by_key = {key: attr for attr, key in _columns(model).items()}
+        table: Table = model.__table__
+        self.model = model
+        self.columns = [column for column in table.columns if column.key in by_key]
+        self._names = tuple(by_key[column.key] for column in self.columns)
+        self._class = _view_class(model)
+
+    def view(self, values: Sequence[Any]) -> Any:
+        """The model's values in ``columns``' order as a ``row_view``."""
+        view = self._class()
+        view.__dict__.update(zip(self._names, values, strict=True))
+        return view
+
+
 @functools.cache
 def _view_class(model: Any) -> type:
     """``model``'s columns as class attributes set to None, for ``row_view``."""

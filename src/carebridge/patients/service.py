@@ -175,10 +175,12 @@ class OwnedPatient:
     name: str
 
 
-_OWNED = (
-    select(PatientLink.user_id, Patient.id, Patient.region, Patient.birth_date, Patient.sex, Patient.name)
-    .join(PatientLink, PatientLink.patient_id == Patient.id)
-    .where(in_list(PatientLink.patient_id, "patient_ids"), in_list(PatientLink.user_id, "user_ids"))
+_LINK, _PATIENT = PatientLink.__table__.c, Patient.__table__.c
+_OWNED = (  # Core (table columns): a booking batch's statement, without the ORM's per-statement work
+    select(_LINK.user_id, _PATIENT.id, _PATIENT.region, _PATIENT.birth_date, _PATIENT.sex, _PATIENT.name)
+    .select_from(Patient.__table__)
+    .join(PatientLink.__table__, _LINK.patient_id == _PATIENT.id)
+    .where(in_list(_LINK.patient_id, "patient_ids"), in_list(_LINK.user_id, "user_ids"))
 )
 
 

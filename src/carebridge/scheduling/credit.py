@@ -56,13 +56,14 @@ def blocked_until() -> ScalarSelect[date]:
     )
 
 
-_BLOCKED_PAIRS = (
-    select(BookingBlock.hospital_id, BookingBlock.patient_id)
+_BLOCK = BookingBlock.__table__.c
+_BLOCKED_PAIRS = (  # Core (table columns): a booking batch's statement, without the ORM's per-statement work
+    select(_BLOCK.hospital_id, _BLOCK.patient_id)
     .where(
-        in_list(BookingBlock.patient_id, "patient_ids"),
-        in_list(BookingBlock.hospital_id, "hospital_ids"),
-        BookingBlock.lifted_at.is_(None),
-        BookingBlock.ends_on >= bindparam("since", type_=Date()),
+        in_list(_BLOCK.patient_id, "patient_ids"),
+        in_list(_BLOCK.hospital_id, "hospital_ids"),
+        _BLOCK.lifted_at.is_(None),
+        _BLOCK.ends_on >= bindparam("since", type_=Date()),
     )
     .distinct()
 )

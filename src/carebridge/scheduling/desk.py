@@ -50,7 +50,15 @@ from carebridge.core import clock, idempotency
 from carebridge.core.batching import in_list
 from carebridge.core.context import in_request, request_id_var
 from carebridge.core.errors import Conflict, DomainError, not_found
-from carebridge.database.engine import Database, add_rows, drafted_rows, on_commit, row_view, rows_together
+from carebridge.database.engine import (
+    Database,
+    Viewed,
+    add_rows,
+    drafted_rows,
+    on_commit,
+    row_view,
+    rows_together,
+)
 from carebridge.directory import service as directory
 from carebridge.patients import service as patients
 from carebridge.scheduling import availability, booking, credit, present
@@ -62,15 +70,18 @@ log = structlog.get_logger(__name__)
 OPERATION = "appointment.book"
 Answer = tuple[int, dict[str, Any]]
 
-_PLACES = (
-    select(SlotPool, Schedule, Slot)
-    .join(Schedule, Schedule.id == SlotPool.schedule_id)
-    .join(Slot, Slot.id == SlotPool.slot_id)
+_POOL, _SCHEDULE, _SLOT = Viewed(SlotPool), Viewed(Schedule), Viewed(Slot)
+_PLACES = (  # Core, read as row views: the batch only reads these rows
+    select(*_POOL.columns, *_SCHEDULE.columns, *_SLOT.columns)
+    .select_from(SlotPool.__table__)
+    .join(Schedule.__table__, Schedule.__table__.c.id == SlotPool.__table__.c.schedule_id)
+    .join(Slot.__table__, Slot.__table__.c.id == SlotPool.__table__.c.slot_id)
     .where(
-        in_list(SlotPool.slot_id, "slot_ids"),
-        in_list(SlotPool.channel, "channels"),
+        in_list(SlotPool.__table__.c.slot_id, "slot_ids"),
+        in_list(SlotPool.__table__.c.channel, "channels"),
     )
 )
+_PLACE_PARTS = (len(_POOL.columns), len(_POOL.columns) + len(_SCHEDULE.columns))
 _SLOTS = select(Slot.id, Slot.hospital_id, select(SlotPool.id).where(SlotPool.slot_id == Slot.id).exists()).where(
     in_list(Slot.id, "slot_ids")
 )
@@ -102,14 +113,15 @@ _LOCK_AND_TAKE = text(
     SELECT id, free FROM locked
     """
 ).bindparams(bindparam("pool_ids", type_=postgresql.ARRAY(Uuid())), bindparam("ns", type_=postgresql.ARRAY(Integer())))
-_GROUPS = (Appointment.hospital_id, Appointment.department_id, Appointment.practitioner_id, Appointment.service_date)
-_ACTIVE = (
-    select(Appointment.patient_id, *_GROUPS, Appointment.schedule_id, func.count())
+_APPT = Appointment.__table__.c
+_GROUPS = (_APPT.hospital_id, _APPT.department_id, _APPT.practitioner_id, _APPT.service_date)
+_ACTIVE = (  # Core (table columns), as _PLACES
+    select(_APPT.patient_id, *_GROUPS, _APPT.schedule_id, func.count())
     .where(
-        in_list(Appointment.patient_id, "patient_ids"),
-        Appointment.status.in_(ACTIVE_STATUSES),
+        in_list(_APPT.patient_id, "patient_ids"),
+        _APPT.status.in_(ACTIVE_STATUSES),
     )
-    .group_by(Appointment.patient_id, *_GROUPS, Appointment.schedule_id)
+    .group_by(_APPT.patient_id, *_GROUPS, _APPT.schedule_id)
 )
 
 
@@ -249,7 +261,9 @@ class Desk:
         self._waiting.append(request)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
-        return await asyncio.shield(answer)
+        # The request's own future: a caller that goes away cancels it, and the desk's task decides the booking all
+        # the same (it skips answers already done; the answer stays under the Idempotency-Key).
+        return await answer
 
     async def _run(self) -> None:
         while self._waiting:
@@ -407,9 +421,10 @@ class Desk:
                 booking.authorise_channel(r.principal, r.channel, item.schedule)
 
             keep(place_checks)
+            settings: dict[tuple[uuid.UUID, uuid.UUID], tuple[str, Any, Any]] = {}  # zones, rules, local dates
             for item in list(going):
                 try:
-                    await self._window(session, item, now)
+                    await self._window(session, item, now, settings)
                 except DomainError as exc:
                     outcomes[item.index] = exc
                     going.remove(item)
@@ -438,7 +453,9 @@ class Desk:
         rows = (await session.execute(_PLACES, asked)).all()
         places: dict[uuid.UUID, dict[str, tuple[SlotPool, Schedule, Slot]]] = {}
         hospitals: dict[uuid.UUID, uuid.UUID] = {}
-        for pool, schedule, slot in rows:
+        a, b = _PLACE_PARTS
+        for row in rows:
+            pool, schedule, slot = _POOL.view(row[:a]), _SCHEDULE.view(row[a:b]), _SLOT.view(row[b:])
             places.setdefault(pool.slot_id, {})[pool.channel] = (pool, schedule, slot)
             hospitals[slot.id] = slot.hospital_id
         if missing := [i for i in slot_ids if i not in places]:
@@ -449,14 +466,22 @@ class Desk:
         return places, hospitals
 
     @staticmethod
-    async def _window(session: AsyncSession, item: _Going, now: datetime) -> None:
+    async def _window(
+        session: AsyncSession,
+        item: _Going,
+        now: datetime,
+        settings: dict[tuple[uuid.UUID, uuid.UUID], tuple[str, Any, Any]],
+    ) -> None:
+        """The booking window, by the hospital's zone and the department's rules (each read once per batch)."""
         assert item.schedule is not None and item.pool is not None
-        zone = await directory.timezone_of(session, item.schedule.hospital_id)
-        item.rules = await effective_rules(
-            session, hospital_id=item.schedule.hospital_id, department_id=item.schedule.department_id
-        )
+        hospital_id, department_id = item.schedule.hospital_id, item.schedule.department_id
+        found = settings.get((hospital_id, department_id))
+        if found is None:
+            zone = await directory.timezone_of(session, hospital_id)
+            rules = await effective_rules(session, hospital_id=hospital_id, department_id=department_id)
+            found = settings[(hospital_id, department_id)] = (zone, rules, clock.to_local(now, zone).date())
+        zone, item.rules, item.today = found
         booking.check_window(item.schedule, item.pool, item.rules, zone, now)
-        item.today = clock.to_local(now, zone).date()
 
     @staticmethod
     async def _limits(session: AsyncSession, going: list[_Going], outcomes: list[Any]) -> None:

@@ -97,6 +97,18 @@ async def appointments_out(
     return await appointments_with_names(session, appts, {pid: person.name for pid, person in people.items()})
 
 
+_MADE_HERE = {
+    "called",
+    "patient_name",
+    "hospital_name",
+    "department_name",
+    "practitioner_name",
+    "timezone",
+    "local_time",
+}
+_FROM_APPOINTMENT = tuple(name for name in AppointmentOut.model_fields if name not in _MADE_HERE)
+
+
 async def appointments_with_names(
     session: AsyncSession, appts: Sequence[Appointment], patient_names: dict[uuid.UUID, str]
 ) -> list[AppointmentOut]:
@@ -110,14 +122,17 @@ async def appointments_with_names(
     zones = await directory.timezones(session, {a.hospital_id for a in appts})
     out = []
     for appt in appts:
-        item = AppointmentOut.model_validate(appt)
-        item.called = appt.called_at is not None
-        item.patient_name = patient_names.get(appt.patient_id)
-        item.hospital_name = names.get(appt.hospital_id, (None, None))[0]
-        item.department_name = names.get(appt.department_id, (None, None))[0]
-        item.practitioner_name = names.get(appt.practitioner_id, (None, None))[0]
         zone = zones.get(appt.hospital_id, "Asia/Shanghai")
         start, end = clock.to_local(appt.starts_at, zone), clock.to_local(appt.ends_at, zone)
-        item.timezone, item.local_time = zone, f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
-        out.append(item)
+        values = {name: getattr(appt, name) for name in _FROM_APPOINTMENT}  # one validation, no assignments after
+        values.update(
+            called=appt.called_at is not None,
+            patient_name=patient_names.get(appt.patient_id),
+            hospital_name=names.get(appt.hospital_id, (None, None))[0],
+            department_name=names.get(appt.department_id, (None, None))[0],
+            practitioner_name=names.get(appt.practitioner_id, (None, None))[0],
+            timezone=zone,
+            local_time=f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}",
+        )
+        out.append(AppointmentOut.model_validate(values))
     return out
