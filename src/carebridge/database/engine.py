@@ -295,7 +295,7 @@ async def rows_together(session: AsyncSession) -> AsyncIterator[None]:
         await session.execute(_insert_all(dialect, tuple(shapes)), params)
 
 
-_ROW_LAYOUTS: dict[tuple[str, str], tuple[str, ...]] = {}
+_ROW_LAYOUTS: dict[tuple[Any, str], tuple[str, ...]] = {}
 _LAYOUT = text(
     "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped"
     " ORDER BY attnum"
@@ -305,7 +305,7 @@ _LAYOUT = text(
 async def _row_layout(session: AsyncSession, table: Table) -> tuple[str, ...]:
     """The table's columns in the order of its row type in the database (read once per database and table): the
     order of a row's values in an array of that type."""
-    key = (session.bind.url.render_as_string(hide_password=True), table.fullname)
+    key = (session.bind.url, table.fullname)  # a URL is immutable and hashable: nothing rendered per batch
     layout = _ROW_LAYOUTS.get(key)
     if layout is None:
         quoted = session.bind.dialect.identifier_preparer.format_table(table)

@@ -17,8 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carebridge.core import cache
 
 
+def _to_text(slot_id: uuid.UUID, channel: str) -> str:
+    """A pool's key as a notification carries it to the other workers, ``<slot id>:<channel>``."""
+    return f"{slot_id}:{channel}"
+
+
 def _from_text(text: str) -> tuple[uuid.UUID, str]:
-    """A pool's key as a notification carries it, ``<slot id>:<channel>``."""
+    """A pool's key read back from a notification (``_to_text``)."""
     slot_id, _, channel = text.partition(":")
     return uuid.UUID(slot_id), channel
 
@@ -38,4 +43,4 @@ def mark_full(slot_id: uuid.UUID, channel: str) -> None:
 
 async def places_freed(session: AsyncSession, slot_id: uuid.UUID, channel: str) -> None:
     """The slot's ``channel`` pool may have a free place once ``session`` commits: no worker answers it full."""
-    await cache.invalidate(session, SOLD_OUT, f"{slot_id}:{channel}")
+    await cache.invalidate(session, SOLD_OUT, _to_text(slot_id, channel))

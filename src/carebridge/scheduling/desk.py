@@ -70,22 +70,19 @@ log = structlog.get_logger(__name__)
 OPERATION = "appointment.book"
 Answer = tuple[int, dict[str, Any]]
 
+_POOLS = SlotPool.__table__.c
 _POOL, _SCHEDULE, _SLOT = Viewed(SlotPool), Viewed(Schedule), Viewed(Slot)
 _PLACES = (  # Core, read as row views: the batch only reads these rows
     select(*_POOL.columns, *_SCHEDULE.columns, *_SLOT.columns)
     .select_from(SlotPool.__table__)
-    .join(Schedule.__table__, Schedule.__table__.c.id == SlotPool.__table__.c.schedule_id)
-    .join(Slot.__table__, Slot.__table__.c.id == SlotPool.__table__.c.slot_id)
-    .where(
-        in_list(SlotPool.__table__.c.slot_id, "slot_ids"),
-        in_list(SlotPool.__table__.c.channel, "channels"),
-    )
+    .join(Schedule.__table__, Schedule.__table__.c.id == _POOLS.schedule_id)
+    .join(Slot.__table__, Slot.__table__.c.id == _POOLS.slot_id)
+    .where(in_list(_POOLS.slot_id, "slot_ids"), in_list(_POOLS.channel, "channels"))
 )
 _PLACE_PARTS = (len(_POOL.columns), len(_POOL.columns) + len(_SCHEDULE.columns))
 _SLOTS = select(Slot.id, Slot.hospital_id, select(SlotPool.id).where(SlotPool.slot_id == Slot.id).exists()).where(
     in_list(Slot.id, "slot_ids")
 )
-_POOLS = SlotPool.__table__.c
 _LOCK = (
     select(_POOLS.id, _POOLS.capacity, _POOLS.booked, _POOLS.held)
     .where(in_list(_POOLS.id, "pool_ids"))
